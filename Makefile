@@ -1,0 +1,65 @@
+# The commands people know. README, CI (.ci/run) and this file say the same things.
+# Versions: requirements.txt (what we use) + constraints.txt (the full pinned lock).
+
+PYTHON ?= $(shell command -v python3.10 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install browser migrate train run shell validate test eval bench lint clean
+
+# Create the virtualenv and install the pinned dependencies (again when the pins change).
+install: $(STAMP)
+$(STAMP): requirements.txt constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "pip==24.0" wheel
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip check
+	$(BIN)/rasa telemetry disable >/dev/null 2>&1 || true
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (a test tool never downloads a browser).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# Create or upgrade the project's tables (SQLite under var/ unless DATABASE_URL is set).
+migrate: install
+	$(BIN)/python -m bot.storage.migrate
+
+# Train only when data, domain or config changed since the last model (Rasa checks).
+train: install
+	$(BIN)/rasa train --fixed-model-name clinic
+
+# Everything, on localhost: action server, Rasa (REST + socket.io + HTTP API with a token),
+# the website demo with the chat widget, and the notification worker.
+run: migrate train
+	$(BIN)/python -m bot.run
+
+# Chat in the terminal (starts the action server in the background).
+shell: migrate train
+	SANIC_HOST=127.0.0.1 $(BIN)/rasa run actions --actions actions --quiet & pid=$$!; \
+	trap "kill $$pid" EXIT; sleep 8; $(BIN)/rasa shell --model models/clinic.tar.gz
+
+validate: install
+	$(BIN)/rasa data validate
+
+# The whole test suite (trains the model once if needed).
+test: install browser train
+	$(BIN)/python -m pytest
+
+# NLU on the held-out split: accuracy, macro-F1 and the confusions.
+eval: train
+	$(BIN)/python -m bot.evaluate
+
+bench: train
+	$(BIN)/python -m bot.bench
+
+lint: install
+	$(BIN)/ruff check bot actions tests
+	$(BIN)/mypy bot actions
+
+clean:
+	rm -rf results .pytest_cache

@@ -1,0 +1,1 @@
+"""The clinic assistant's rasa-sdk action server: one module per skill."""

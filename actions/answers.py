@@ -1,0 +1,119 @@
+"""Answers from the knowledge base: NLU picks the topic, these actions look it up.
+
+`action_answer_topic` answers an article topic in the variant for the body part the
+patient named; `action_answer_follow_up` handles "what about my back?", "tell me more"
+and "any side effects?" using the topic kept in the `last_topic` slot.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import BOOK_BUTTON, entity_values, latest_intent, send_bubbles
+from bot.knowledge_base import get_knowledge_base, topic_for_intent
+
+FEEDBACK_BUTTONS = [
+    {"title": "👍 Yes", "payload": "/affirm"},
+    {"title": "👎 No", "payload": "/deny"},
+]
+
+
+def named_body_part(tracker: Tracker) -> Optional[str]:
+    """The body part named in this message, else the one named earlier."""
+    values = entity_values(tracker, "body_part")
+    return values[0] if values else tracker.get_slot("body_part")
+
+
+def answer_events(topic: str) -> List[EventType]:
+    """Remember the topic for follow-ups and ask for feedback on it."""
+    return [
+        SlotSet("last_topic", topic),
+        SlotSet("offer", "feedback"),
+        SlotSet("clarify_attempts", 0.0),
+    ]
+
+
+def send_answer(
+    dispatcher: CollectingDispatcher, topic: str, body_part: Optional[str]
+) -> List[EventType]:
+    """Send the topic's answer, then the feedback question."""
+    answer = get_knowledge_base().answer(topic, body_part)
+    send_bubbles(dispatcher, answer.bubbles, answer.buttons)
+    dispatcher.utter_message(text="Was this helpful?", buttons=FEEDBACK_BUTTONS)
+    return answer_events(topic)
+
+
+class ActionAnswerTopic(Action):
+    """Answer the article topic named by the intent (`ask_<topic>`)."""
+
+    def name(self) -> str:
+        """Action name used in rules."""
+        return "action_answer_topic"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[str, Any],
+    ) -> List[EventType]:
+        """Look the topic up and send it."""
+        topic = topic_for_intent(latest_intent(tracker))
+        if topic not in get_knowledge_base().topics:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        return send_answer(dispatcher, topic, named_body_part(tracker))
+
+
+class ActionAnswerFollowUp(Action):
+    """Answer a follow-up about the previous topic."""
+
+    def name(self) -> str:
+        """Action name used in rules."""
+        return "action_answer_follow_up"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[str, Any],
+    ) -> List[EventType]:
+        """Dispatch on the follow-up intent."""
+        kb = get_knowledge_base()
+        intent = latest_intent(tracker)
+        topic = tracker.get_slot("last_topic")
+        if topic not in kb.topics:
+            return self._no_topic(dispatcher, tracker, intent)
+        title = kb.topics[topic].title
+        if intent == "inform_body_part":
+            return send_answer(dispatcher, topic, named_body_part(tracker))
+        if intent == "ask_side_effects":
+            send_bubbles(dispatcher, kb.side_effects(topic), [BOOK_BUTTON])
+            return [SlotSet("offer", None)]
+        more = kb.more(topic)
+        if more:
+            send_bubbles(dispatcher, more, kb.buttons_for(kb.topics[topic]))
+        else:
+            dispatcher.utter_message(
+                text=f"That's everything our article says about {title.lower()}. "
+                "Related topics, or a consultation for advice about you:",
+                buttons=kb.buttons_for(kb.topics[topic]),
+            )
+        return [SlotSet("offer", None)]
+
+    @staticmethod
+    def _no_topic(
+        dispatcher: CollectingDispatcher, tracker: Tracker, intent: Optional[str]
+    ) -> List[EventType]:
+        if intent == "inform_body_part" and named_body_part(tracker):
+            return send_answer(dispatcher, "treatment_options", named_body_part(tracker))
+        kb = get_knowledge_base()
+        keys = ["treatment_options", "medication", "injections", "surgery"]
+        dispatcher.utter_message(
+            text="Which topic do you mean? Pick one, or ask your question in your own words.",
+            buttons=[{"title": kb.topics[k].title, "payload": f"/ask_{k}"} for k in keys],
+        )
+        return []

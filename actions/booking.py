@@ -1,0 +1,421 @@
+"""Booking handoff: the booking and call-back forms, their validation, and submission.
+
+How the booking form behaves (domain.yml `forms`, data/rules/forms.yml):
+1. asks consent to store contact details (one-line privacy notice); "no" ends the form,
+   stores nothing and gives the practice's phone number instead;
+2. asks, one at a time: full name, mobile (E.164), optional email, where it hurts,
+   preferred times (free text is parsed and echoed back), a short description;
+3. shows a summary: confirm, change a field, or cancel ("stop"/"cancel" works anywhere);
+4. on confirmation stores one request (idempotent) and gives its reference, e.g. BK-7Q4M2.
+Details already given in the conversation are not asked again, and "actually my number
+is ..." corrects a field at any point. Each `validate_<slot>` says what was wrong and
+returns `{slot: None}` so the form asks again.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import conversation_id, latest_intent
+from bot.clock import now
+from bot.profile import get_profile
+from bot.records import SPOOLED, save_booking
+from bot.storage.repository import ValidationError
+from bot.validation import (
+    TIME_OPTIONS,
+    Invalid,
+    clean_description,
+    clean_email,
+    clean_name,
+    clean_pain_area,
+    clean_phone,
+    display_phone,
+    parse_preferred_times,
+)
+
+NO_EMAIL = "none"
+BOOKING_DETAIL_SLOTS = (
+    "email",
+    "pain_area",
+    "preferred_times",
+    "preferred_times_parsed",
+    "symptom_description",
+    "booking_confirmed",
+    "booking_key",
+)
+# Words in a reply to the summary that say which field to change.
+FIELD_WORDS = {
+    "full_name": ("name",),
+    "phone": ("phone", "number", "mobile", "contact"),
+    "email": ("email", "e-mail", "mail"),
+    "pain_area": ("area", "back", "knee", "where", "body", "hurt"),
+    "preferred_times": ("time", "day", "date", "when", "slot", "appointment time"),
+    "symptom_description": ("description", "problem", "symptom", "describe", "detail"),
+}
+CORRECTION = re.compile(
+    r"\b(?:actually|sorry|correction|wrong|change)\b.*?\b(?:my\s+)?(name|number|phone|mobile|email)\b"
+    r"(?:\s+is|\s+should be|\s+to|:)?\s*(?P<value>.+)$",
+    re.I,
+)
+
+
+def _text(tracker: Tracker) -> str:
+    return tracker.latest_message.get("text") or ""
+
+
+def _corrects_other(tracker: Tracker, slot: str) -> bool:
+    """The message corrects a different field than `slot` (so don't read it as `slot`)."""
+    correction = _correction(tracker)
+    return bool(correction) and slot not in correction
+
+
+def _correction(tracker: Tracker) -> Optional[Dict[str, str]]:
+    """{"phone": "9123 4567"} for "actually my number is 9123 4567"; else None."""
+    match = CORRECTION.search(_text(tracker))
+    if not match or not match.group("value").strip():
+        return None
+    field = match.group(1).lower()
+    slot = {"name": "full_name", "email": "email"}.get(field, "phone")
+    return {slot: match.group("value").strip()}
+
+
+class ContactFormValidation(FormValidationAction):
+    """Validation shared by the booking and call-back forms (consent, name, phone).
+
+    Subclasses set `form_name`; the `validate_<slot>` methods below are picked up by
+    rasa-sdk for every slot the form requests, and `extract_*` lets a correction of an
+    earlier answer ("actually my number is ...") arrive while another slot is asked.
+    """
+
+    form_name = ""
+
+    def name(self) -> Text:
+        """`validate_<form>` as Rasa expects."""
+        return f"validate_{self.form_name}"
+
+    async def required_slots(
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[Text]:
+        """No consent: nothing else is asked (and nothing will be stored)."""
+        if tracker.get_slot("contact_consent") is False:
+            return []
+        return domain_slots
+
+    async def _extract_correction(self, slot: str, tracker: Tracker) -> Dict[Text, Any]:
+        if tracker.get_slot("requested_slot") in {slot, None}:
+            return {}
+        correction = _correction(tracker)
+        return correction if correction and slot in correction else {}
+
+    async def extract_full_name(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Pick up "actually my name is ..." while another field is being asked."""
+        return await self._extract_correction("full_name", tracker)
+
+    async def extract_phone(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Pick up "actually my number is ..." while another field is being asked."""
+        return await self._extract_correction("phone", tracker)
+
+    def validate_contact_consent(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Yes: remember when consent was given. No: say how to book by phone instead."""
+        if value is True:
+            return {"contact_consent": True, "consent_at": now().isoformat()}
+        if value is False:
+            dispatcher.utter_message(
+                text="No problem: I won't store any details. You can book or ask for a call by "
+                f"phoning {get_profile().phone_text()}."
+            )
+            return {"contact_consent": False}
+        dispatcher.utter_message(text="Please answer yes or no.")
+        return {"contact_consent": None}
+
+    def validate_full_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A plausible full name."""
+        if _corrects_other(tracker, "full_name"):
+            return {"full_name": tracker.get_slot("full_name")}
+        try:
+            return {"full_name": clean_name(value)}
+        except Invalid as exc:
+            dispatcher.utter_message(text=str(exc))
+            return {"full_name": None}
+
+    def validate_phone(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A valid number, stored in E.164 and read back to the patient."""
+        if _corrects_other(tracker, "phone"):
+            return {"phone": tracker.get_slot("phone")}
+        try:
+            e164 = clean_phone(value, get_profile().country)
+        except Invalid as exc:
+            dispatcher.utter_message(text=str(exc))
+            return {"phone": None}
+        if tracker.get_slot("requested_slot") != "phone":
+            dispatcher.utter_message(text=f"Thanks, I've updated your number to {display_phone(e164)}.")
+        return {"phone": e164}
+
+
+class ValidateCallbackForm(ContactFormValidation):
+    """Call-back form: consent, name and phone only."""
+
+    form_name = "callback_form"
+
+
+class ValidateBookingForm(ContactFormValidation):
+    """Booking form: contact details, then what the clinic needs to arrange a visit."""
+
+    form_name = "booking_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Validate as usual; give this booking a key that makes submitting idempotent."""
+        events = await super().run(dispatcher, tracker, domain)
+        if not tracker.get_slot("booking_key"):
+            key = f"{conversation_id(tracker)}:{uuid.uuid4().hex[:12]}"
+            events.append(SlotSet("booking_key", key))
+        return events
+
+    def validate_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """An email address, or skipped."""
+        if _corrects_other(tracker, "email"):
+            return {"email": tracker.get_slot("email")}
+        try:
+            email = clean_email(value)
+        except Invalid as exc:
+            dispatcher.utter_message(text=str(exc))
+            return {"email": None}
+        return {"email": email or NO_EMAIL}
+
+    def validate_pain_area(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Lower back, knee or both."""
+        if _corrects_other(tracker, "pain_area"):
+            return {"pain_area": tracker.get_slot("pain_area")}
+        try:
+            return {"pain_area": clean_pain_area(value)}
+        except Invalid as exc:
+            dispatcher.utter_message(text=str(exc))
+            return {"pain_area": None}
+
+    def validate_preferred_times(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Keep the patient's words; echo the day/time understood from them."""
+        if _corrects_other(tracker, "preferred_times"):
+            return {"preferred_times": tracker.get_slot("preferred_times")}
+        profile = get_profile()
+        try:
+            times = parse_preferred_times(value, now(), profile.timezone)
+        except Invalid as exc:
+            dispatcher.utter_message(text=str(exc))
+            return {"preferred_times": None}
+        if times.understood:
+            dispatcher.utter_message(text=f"Noted: {times.understood} ({times.text}).")
+        return {"preferred_times": times.text, "preferred_times_parsed": times.understood}
+
+    def validate_symptom_description(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A sentence or two in the patient's words."""
+        if _corrects_other(tracker, "symptom_description"):
+            return {"symptom_description": tracker.get_slot("symptom_description")}
+        try:
+            return {"symptom_description": clean_description(value)}
+        except Invalid as exc:
+            dispatcher.utter_message(text=str(exc))
+            return {"symptom_description": None}
+
+    def validate_booking_confirmed(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Confirm, or name the field to change (it is then asked again)."""
+        if _correction(tracker):
+            return {"booking_confirmed": None}  # the summary is shown again, corrected
+        intent = latest_intent(tracker)
+        text = _text(tracker).lower()
+        if intent == "affirm" or text.strip(" !.") in {"confirm", "yes", "ok", "correct"}:
+            return {"booking_confirmed": True}
+        for slot, words in FIELD_WORDS.items():
+            if any(re.search(rf"\b{re.escape(w)}", text) for w in words):
+                extra = {"preferred_times_parsed": None} if slot == "preferred_times" else {}
+                return {slot: None, "booking_confirmed": None, **extra}
+        dispatcher.utter_message(
+            text="What would you like to change?",
+            buttons=[
+                {"title": "Name", "payload": "change name"},
+                {"title": "Phone", "payload": "change phone"},
+                {"title": "Email", "payload": "change email"},
+                {"title": "Area", "payload": "change area"},
+                {"title": "Times", "payload": "change times"},
+                {"title": "Description", "payload": "change description"},
+            ],
+        )
+        return {"booking_confirmed": None}
+
+
+def booking_summary(tracker: Tracker) -> str:
+    """The details as the clinic will receive them."""
+    email = tracker.get_slot("email")
+    times = tracker.get_slot("preferred_times") or ""
+    parsed = tracker.get_slot("preferred_times_parsed")
+    lines = [
+        "Please check your details:",
+        f"• Name: {tracker.get_slot('full_name')}",
+        f"• Mobile: {display_phone(tracker.get_slot('phone') or '')}",
+        f"• Email: {email if email and email != NO_EMAIL else '(none)'}",
+        f"• Area: {tracker.get_slot('pain_area')}",
+        f"• Preferred times: {times}" + (f" ({parsed})" if parsed else ""),
+        f"• Description: {tracker.get_slot('symptom_description')}",
+    ]
+    return "\n".join(lines)
+
+
+class ActionAskBookingConfirmed(Action):
+    """The summary, with confirm / change / cancel."""
+
+    def name(self) -> Text:
+        """Rasa asks for `booking_confirmed` through this action."""
+        return "action_ask_booking_confirmed"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Show the summary."""
+        dispatcher.utter_message(
+            text=booking_summary(tracker),
+            buttons=[
+                {"title": "✅ Confirm", "payload": "/affirm"},
+                {"title": "✏️ Change something", "payload": "change something"},
+                {"title": "Cancel", "payload": "/cancel"},
+            ],
+        )
+        return []
+
+
+class ActionAskPreferredTimes(Action):
+    """Quick replies for common preferences; free text works too."""
+
+    def name(self) -> Text:
+        """Rasa asks for `preferred_times` through this action."""
+        return "action_ask_preferred_times"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Ask when suits the patient."""
+        dispatcher.utter_message(
+            text="When would suit you? Pick one, or type something like \"next Tuesday after 5pm\".",
+            buttons=[{"title": option, "payload": option} for option in TIME_OPTIONS],
+        )
+        return []
+
+
+class ActionSubmitBooking(Action):
+    """Store the confirmed request once, and give the patient its reference."""
+
+    def name(self) -> Text:
+        """Runs when the booking form completes."""
+        return "action_submit_booking"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Submit, or end politely when consent was refused."""
+        profile = get_profile()
+        if tracker.get_slot("contact_consent") is not True or not tracker.get_slot("booking_confirmed"):
+            return [SlotSet("contact_consent", None), *_reset()]
+        email = tracker.get_slot("email")
+        sender = conversation_id(tracker)
+        try:
+            saved = await save_booking(
+                conversation_id=sender,
+                idempotency_key=tracker.get_slot("booking_key") or f"{sender}:fallback",
+                full_name=tracker.get_slot("full_name"),
+                phone_e164=tracker.get_slot("phone"),
+                email=None if email in (None, NO_EMAIL) else email,
+                body_part=tracker.get_slot("pain_area"),
+                preferred_times=tracker.get_slot("preferred_times"),
+                preferred_times_parsed=tracker.get_slot("preferred_times_parsed"),
+                description=tracker.get_slot("symptom_description"),
+                consent_given_at=_consent_time(tracker),
+                channel=sender.split(":", 1)[0] if ":" in sender else "rest",
+            )
+        except ValidationError as exc:
+            dispatcher.utter_message(
+                text=f"Sorry, I couldn't accept those details ({exc}). "
+                f"Please call {profile.phone_text()} to book."
+            )
+            return _reset()
+        if saved == SPOOLED:
+            dispatcher.utter_message(
+                text="I'm sorry, I couldn't send your request just now because of a technical "
+                "problem. I've kept it and it will reach the clinic as soon as the system is back, "
+                f"but to be sure, please call {profile.phone_text()}."
+            )
+            return _reset()
+        dispatcher.utter_message(
+            text=f"Thank you, {tracker.get_slot('full_name')}. Your request has been sent to "
+            f"{profile.practice_name}. Your reference is {saved.reference}. "
+            "Our staff will contact you to confirm a time."
+        )
+        dispatcher.utter_message(
+            text="If your symptoms get much worse before then, or you notice warning signs, "
+            "please seek urgent care.",
+            buttons=[{"title": "When to get urgent help", "payload": "/report_red_flag"}],
+        )
+        return [*_reset(), SlotSet("booking_reference", saved.reference)]
+
+
+class ActionCancelForm(Action):
+    """"stop"/"cancel": leave the form; nothing is stored."""
+
+    def name(self) -> Text:
+        """Used by the cancel rules."""
+        return "action_cancel_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Deactivate any form and say what happens now."""
+        if not tracker.active_loop.get("name"):
+            dispatcher.utter_message(text="OK. Is there anything else I can help you with?")
+            return []
+        dispatcher.utter_message(
+            text="OK, I've cancelled that and nothing was sent. You can ask me something else, "
+            f"or call {get_profile().phone_text()} any time."
+        )
+        return [ActiveLoop(None), SlotSet("requested_slot", None), *_reset()]
+
+
+def _consent_time(tracker: Tracker) -> Any:
+    from datetime import datetime
+
+    value = tracker.get_slot("consent_at")
+    return datetime.fromisoformat(value) if value else now()
+
+
+def _reset() -> List[EventType]:
+    """Forget booking details (name, phone and consent stay for this conversation)."""
+    return [SlotSet(slot, None) for slot in BOOKING_DETAIL_SLOTS]

@@ -1,0 +1,53 @@
+"""Yes and no: their meaning depends on what the bot just offered (slot `offer`)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import BOOK_BUTTON, HUMAN_BUTTON, conversation_id, latest_intent
+from bot.records import save_feedback
+
+
+class ActionHandleYesNo(Action):
+    """Act on "yes"/"no" to a booking offer, a feedback question or a call-back offer."""
+
+    def name(self) -> str:
+        """Action name used by the affirm/deny rules."""
+        return "action_handle_yes_no"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[str, Any],
+    ) -> List[EventType]:
+        """Interpret the answer in the context of the last offer."""
+        yes = latest_intent(tracker) == "affirm"
+        offer = tracker.get_slot("offer")
+        cleared = SlotSet("offer", None)
+        if offer == "feedback" and tracker.get_slot("last_topic"):
+            await save_feedback(conversation_id(tracker), tracker.get_slot("last_topic"), yes)
+            if yes:
+                dispatcher.utter_message(text="Thanks for letting us know! Anything else you'd like to ask?")
+            else:
+                dispatcher.utter_message(
+                    text="Sorry that didn't help. Try asking in other words, or talk to our staff.",
+                    buttons=[HUMAN_BUTTON, BOOK_BUTTON],
+                )
+            return [cleared]
+        if offer in {"booking", "callback"} and yes:
+            target = "booking_form" if offer == "booking" else "callback_form"
+            if offer == "callback":
+                return [cleared, SlotSet("callback_requested", True), FollowupAction(target)]
+            return [cleared, FollowupAction(target)]
+        if offer == "callback":
+            return [cleared, SlotSet("callback_declined", True), FollowupAction("action_request_human")]
+        if yes:
+            dispatcher.utter_message(text="Great. What would you like to know? You can ask in your own words.")
+        else:
+            dispatcher.utter_message(response="utter_anything_else")
+        return [cleared]

@@ -1,0 +1,1 @@
+"""The clinic assistant's own package: knowledge base, profile, safety, storage, channels."""

@@ -1,0 +1,1 @@
+"""Messaging channels that `rasa run` mounts through credentials.yml."""

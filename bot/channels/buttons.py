@@ -1,0 +1,177 @@
+"""Channel-independent button helpers: numbered text, typed replies, short ids.
+
+Not every channel can show buttons (SMS, WhatsApp beyond ten options, Twilio), and Rasa's
+default fallback prints `1: Title (/payload)`, leaking intent names to patients. Here buttons
+become a plain numbered list, and a typed reply ("2", "option 2", "book a consultation") is
+resolved back to the button's payload by a pure function given the last buttons sent.
+Channels with size limits on button data (Telegram: 64 bytes) map long payloads to short,
+deterministic ids that they can resolve again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+Button = Mapping[str, Any]
+
+_NUMBER_REPLY = re.compile(r"^(?:option|choice|number|no\.?|nr\.?|#)?\s*(\d{1,3})\s*[.):]?$", re.IGNORECASE)
+_NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
+SHORT_ID_PREFIX = "~"
+
+
+def button_title(button: Button) -> str:
+    """Title a patient sees; falls back to the payload so a button is never blank."""
+    return str(button.get("title") or button.get("payload") or "").strip()
+
+
+def button_payload(button: Button) -> str:
+    """Payload Rasa should receive; a button without one sends its title, like a typed reply."""
+    return str(button.get("payload") or button.get("title") or "").strip()
+
+
+def render_numbered(buttons: Sequence[Button]) -> str:
+    """Render buttons as `1. Sciatica` lines for channels that cannot show buttons.
+
+    Args:
+        buttons: Rasa buttons (`title`, `payload`).
+
+    Returns:
+        One numbered line per button, without payloads.
+    """
+    return "\n".join(f"{index}. {button_title(b)}" for index, b in enumerate(buttons, 1))
+
+
+def numbered_message(text: str, buttons: Sequence[Button]) -> str:
+    """Message text followed by its buttons as a numbered list.
+
+    Args:
+        text: The bot's message.
+        buttons: Rasa buttons to list under it.
+
+    Returns:
+        `text`, a blank line, then the numbered options (just the options if `text` is empty).
+    """
+    options = render_numbered(buttons)
+    text = (text or "").strip()
+    if not options:
+        return text
+    return f"{text}\n\n{options}" if text else options
+
+
+def _normalise(text: str) -> str:
+    return " ".join(_NOT_WORD.sub(" ", text.casefold()).split())
+
+
+def resolve_reply(text: str, buttons: Sequence[Button]) -> str | None:
+    """Map a typed reply to the payload of one of the buttons last sent.
+
+    Accepts the option's number ("2", "2.", "2)", "option 2", "#2") or its words,
+    case-, space- and punctuation-insensitive ("book a consultation!"). Anything else,
+    including a number out of range, is left to NLU.
+
+    Args:
+        text: What the patient typed.
+        buttons: The buttons the bot last sent to this patient, in order.
+
+    Returns:
+        The chosen button's payload, or None if the reply does not pick a button.
+    """
+    if not buttons or not text:
+        return None
+    stripped = text.strip()
+    wanted = _normalise(stripped)
+    if wanted:
+        # Words first: with titles such as "0", "1", "2" a typed "1" means the title.
+        for button in buttons:
+            if _normalise(button_title(button)) == wanted:
+                return button_payload(button) or None
+    match = _NUMBER_REPLY.match(stripped)
+    if match:
+        index = int(match.group(1))
+        if 1 <= index <= len(buttons):
+            return button_payload(buttons[index - 1]) or None
+    return None
+
+
+class ButtonMemory:
+    """Last buttons sent to each sender, bounded in size and age.
+
+    Used by connectors so a typed reply can be resolved with `resolve_reply`. A reply
+    consumes the entry (`take`): buttons are an answer to the next message only, so a
+    later "2" in an unrelated question is never mistaken for a choice.
+    """
+
+    def __init__(
+        self,
+        max_senders: int = 10_000,
+        ttl_seconds: float = 24 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Create an empty memory.
+
+        Args:
+            max_senders: Oldest senders are forgotten beyond this many.
+            ttl_seconds: Buttons older than this are ignored.
+            clock: Monotonic time source (injectable for tests).
+        """
+        self._entries: OrderedDict[str, tuple[float, tuple[dict[str, Any], ...]]] = OrderedDict()
+        self._max_senders = max_senders
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    def __len__(self) -> int:
+        """Number of senders remembered."""
+        return len(self._entries)
+
+    def remember(self, sender_id: str, buttons: Sequence[Button]) -> None:
+        """Store the buttons just sent to `sender_id`, replacing earlier ones."""
+        self._entries.pop(sender_id, None)
+        self._entries[sender_id] = (self._clock(), tuple(dict(b) for b in buttons))
+        while len(self._entries) > self._max_senders:
+            self._entries.popitem(last=False)
+
+    def take(self, sender_id: str) -> list[dict[str, Any]]:
+        """Remove and return the sender's last buttons (empty if none or expired)."""
+        entry = self._entries.pop(sender_id, None)
+        if entry is None or self._clock() - entry[0] > self._ttl:
+            return []
+        return list(entry[1])
+
+
+class ShortIds:
+    """Fit payloads into small button-data fields and map them back.
+
+    A payload that fits is used as is. A longer one becomes `~` plus 22 characters of its
+    SHA-256 (deterministic, so the same button always gets the same id) and is kept in a
+    bounded map. After a restart the map is empty; callers then fall back to the button's
+    title, which every channel echoes back with the press.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        """Create an empty map holding at most `max_entries` long payloads."""
+        self._payloads: OrderedDict[str, str] = OrderedDict()
+        self._max_entries = max_entries
+
+    def encode(self, payload: str, max_bytes: int) -> str:
+        """Return `payload` if it fits in `max_bytes` UTF-8 bytes, else a short id for it."""
+        if len(payload.encode("utf-8")) <= max_bytes and not payload.startswith(SHORT_ID_PREFIX):
+            return payload
+        digest = hashlib.sha256(payload.encode("utf-8")).digest()
+        short = SHORT_ID_PREFIX + base64.urlsafe_b64encode(digest).decode("ascii")[:22]
+        self._payloads.pop(short, None)
+        self._payloads[short] = payload
+        while len(self._payloads) > self._max_entries:
+            self._payloads.popitem(last=False)
+        return short
+
+    def decode(self, data: str) -> str | None:
+        """Payload for button data from `encode`; None for an unknown short id."""
+        if data.startswith(SHORT_ID_PREFIX):
+            return self._payloads.get(data)
+        return data

@@ -1,0 +1,290 @@
+"""Rasa's socket.io channel, fixed for python-socketio 5.10+ and locked to known origins.
+
+Rasa 3.6.21's channel calls `sio.enter_room()` without `await` (a coroutine since
+python-socketio 5.10, rasa#13027), so with `session_persistence: true` no reply ever reaches
+the browser; it also switches the socket.io server's origin check off. This subclass awaits
+the room join, passes an explicit origin list (never "*"), records conversations as
+`web:<session_id>` so staff can see the channel, and drops re-sent duplicates so the widget
+can safely resend messages after a dropped connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from rasa.core.channels import socketio as rasa_socketio
+from rasa.core.channels.channel import (
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+    decode_bearer_token,
+)
+from sanic import Blueprint, Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncServer
+
+from bot.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+SENDER_PREFIX = "web:"
+"""Prefix of every sender id from this channel: the conversation id staff see."""
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RECENT_IDS_KEPT = 10_000
+_SANIC_CORS_EVALUATED = "_sanic_cors_e"  # sanic_cors.core.SANIC_CORS_EVALUATED (2.0.1)
+
+
+class OriginConfigError(ValueError):
+    """Raised when the allowed origins would let any website talk to the bot."""
+
+
+def parse_origins(value: None | str | Iterable[str]) -> list[str]:
+    """Normalise origins from credentials (list or comma-separated) and refuse wildcards."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    origins = [str(item).strip().rstrip("/") for item in items if str(item).strip()]
+    for origin in origins:
+        if "*" in origin:
+            raise OriginConfigError(
+                "cors_allowed_origins must list the clinic's sites explicitly, not use '*'"
+            )
+        if not re.match(r"^https?://[^/\s]+$", origin):
+            raise OriginConfigError(
+                f"{origin!r} is not an origin (scheme://host[:port], no path)"
+            )
+    return origins
+
+
+class SocketBlueprint(rasa_socketio.SocketBlueprint):
+    """Rasa's blueprint, but the socket.io route's CORS headers come from socket.io alone.
+
+    With `rasa run --cors ...`, Rasa's sanic-cors adds a second Access-Control-Allow-Origin
+    header to engine.io's polling responses; browsers reject a doubled header, so the
+    widget never connects. Marking those requests as already handled makes sanic-cors skip
+    them (its own documented per-request flag); the origin check stays with socket.io.
+    """
+
+    def register(self, app: Sanic, options: dict[str, Any]) -> None:
+        """Attach socket.io (as Rasa does) and exempt its path from sanic-cors."""
+        prefix = "/" + str(self.ctx.socketio_path).strip("/")
+
+        async def socketio_owns_cors(request: Request) -> None:
+            if request.path == prefix or request.path.startswith(prefix + "/"):
+                setattr(request.ctx, _SANIC_CORS_EVALUATED, "1")
+
+        app.register_middleware(socketio_owns_cors, "request")
+        super().register(app, options)
+
+
+class SocketIOOutput(rasa_socketio.SocketIOOutput):
+    """Rasa's output channel, but emitting in the configured namespace (Rasa forgets it)."""
+
+    def __init__(
+        self, sio: AsyncServer, bot_message_evt: str, namespace: str | None = None
+    ) -> None:
+        """Remember the namespace next to Rasa's server and event name."""
+        super().__init__(sio, bot_message_evt)
+        self.namespace = namespace
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        """Send to the conversation's room in our namespace."""
+        await self.sio.emit(
+            self.bot_message_evt, response, room=socket_id, namespace=self.namespace
+        )
+
+    async def send_custom_json(
+        self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
+    ) -> None:
+        """Send custom JSON as the body; Rasa passed it as emit()'s keyword arguments.
+
+        Rasa's `{"data": ...}` convention still works: the `data` value is what is sent.
+        """
+        payload = json_message.get("data", json_message)
+        await self._send_message(recipient_id, payload)
+
+
+class SocketIOInput(rasa_socketio.SocketIOInput):
+    """Socket.io input channel for the website widget; see the module docstring."""
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        """Build from credentials.yml; origins fall back to `ALLOWED_ORIGINS`."""
+        credentials = credentials or {}
+        origins = parse_origins(credentials.get("cors_allowed_origins"))
+        return cls(
+            credentials.get("user_message_evt", "user_uttered"),
+            credentials.get("bot_message_evt", "bot_uttered"),
+            credentials.get("namespace"),
+            bool(credentials.get("session_persistence", True)),
+            credentials.get("socketio_path", "/socket.io"),
+            credentials.get("jwt_key"),
+            credentials.get("jwt_method", "HS256"),
+            credentials.get("metadata_key", "metadata"),
+            cors_allowed_origins=origins or None,
+        )
+
+    def __init__(
+        self,
+        user_message_evt: str = "user_uttered",
+        bot_message_evt: str = "bot_uttered",
+        namespace: str | None = None,
+        session_persistence: bool = True,
+        socketio_path: str | None = "/socket.io",
+        jwt_key: str | None = None,
+        jwt_method: str | None = "HS256",
+        metadata_key: str | None = "metadata",
+        cors_allowed_origins: Iterable[str] | None = None,
+    ) -> None:
+        """Like Rasa's, plus the origins allowed to connect (default: settings)."""
+        super().__init__(
+            user_message_evt,
+            bot_message_evt,
+            namespace,
+            session_persistence,
+            socketio_path,
+            jwt_key,
+            jwt_method,
+            metadata_key,
+        )
+        origins = parse_origins(
+            cors_allowed_origins
+            if cors_allowed_origins is not None
+            else get_settings().allowed_origins
+        )
+        if not origins:
+            raise OriginConfigError("at least one allowed origin is needed for the widget")
+        self.cors_allowed_origins: list[str] = origins
+        self._recent_message_ids: OrderedDict[str, None] = OrderedDict()
+
+    def get_output_channel(self) -> OutputChannel | None:
+        """Output channel for messages Rasa sends outside a user turn (e.g. reminders)."""
+        if self.sio is None:
+            return super().get_output_channel()
+        return SocketIOOutput(self.sio, self.bot_message_evt, self.namespace)
+
+    @staticmethod
+    def sender_id_for(session_id: str) -> str:
+        """Conversation id recorded for a widget session."""
+        return f"{SENDER_PREFIX}{session_id}"
+
+    def _is_duplicate(self, sender_id: str, message_id: object) -> bool:
+        """Remember client message ids so a resend after reconnecting is not answered twice."""
+        if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id):
+            return False
+        key = f"{sender_id}|{message_id}"
+        if key in self._recent_message_ids:
+            return True
+        self._recent_message_ids[key] = None
+        while len(self._recent_message_ids) > _RECENT_IDS_KEPT:
+            self._recent_message_ids.popitem(last=False)
+        return False
+
+    def _authorised(self, auth: object) -> bool:
+        """Rasa's JWT check: only when a `jwt_key` is configured."""
+        if not self.jwt_key:
+            return True
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not token:
+            return False
+        return decode_bearer_token(token, self.jwt_key, self.jwt_algorithm) is not None
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        """Rasa's blueprint with an awaited room join and an origin-checking server."""
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins)
+        socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
+        self.sio = sio
+        namespace = self.namespace
+
+        @socketio_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        async def join(sid: str, session_id: str) -> str:
+            """Put the socket in the conversation's room (leaving any earlier one)."""
+            sender_id = self.sender_id_for(session_id)
+            async with sio.session(sid, namespace=namespace) as session:
+                previous = session.get("sender_id")
+                session["sender_id"] = sender_id
+            if previous and previous != sender_id:
+                await sio.leave_room(sid, previous, namespace=namespace)
+            await sio.enter_room(sid, sender_id, namespace=namespace)
+            return sender_id
+
+        @sio.on("connect", namespace=namespace)
+        async def connect(sid: str, environ: dict[str, Any], auth: object = None) -> bool:
+            allowed = self._authorised(auth)
+            logger.debug("socket.io client %s connect allowed=%s", sid, allowed)
+            return allowed
+
+        @sio.on("disconnect", namespace=namespace)
+        async def disconnect(sid: str, *_: object) -> None:
+            logger.debug("socket.io client %s disconnected", sid)
+
+        @sio.on("session_request", namespace=namespace)
+        async def session_request(sid: str, data: object = None) -> None:
+            requested = data.get("session_id") if isinstance(data, dict) else None
+            session_id = (
+                requested
+                if isinstance(requested, str) and _SESSION_ID.match(requested)
+                else uuid.uuid4().hex
+            )
+            if self.session_persistence:
+                await join(sid, session_id)
+            await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
+
+        @sio.on(self.user_message_evt, namespace=namespace)
+        async def handle_message(sid: str, data: object) -> None:
+            if not isinstance(data, dict):
+                return
+            if self.session_persistence:
+                async with sio.session(sid, namespace=namespace) as session:
+                    sender_id = session.get("sender_id")
+                requested = data.get("session_id")
+                if (
+                    isinstance(requested, str)
+                    and _SESSION_ID.match(requested)
+                    and sender_id != self.sender_id_for(requested)
+                ):
+                    # A client that skipped session_request, or switched sessions.
+                    sender_id = await join(sid, requested)
+                if not sender_id:
+                    logger.warning("Ignored a socket.io message without a valid session_id")
+                    return
+            else:
+                sender_id = self.sender_id_for(sid)
+                await sio.enter_room(sid, sender_id, namespace=namespace)
+
+            if self._is_duplicate(sender_id, data.get("message_id")):
+                logger.debug("Dropped a re-sent message %s", data.get("message_id"))
+                return
+
+            metadata = data.get(self.metadata_key or "metadata") or {}
+            if isinstance(metadata, str):
+                try:
+                    metadata = json.loads(metadata)
+                except ValueError:
+                    metadata = {}
+            text = data.get("message")
+            await on_new_message(
+                UserMessage(
+                    text if isinstance(text, str) else "",
+                    SocketIOOutput(sio, self.bot_message_evt, namespace),
+                    sender_id,
+                    input_channel=self.name(),
+                    metadata=metadata if isinstance(metadata, dict) else {},
+                )
+            )
+
+        return socketio_webhook

@@ -1,0 +1,550 @@
+"""WhatsApp Business Cloud API connector (Meta's Graph API), which Rasa 3.6 does not ship.
+
+Patients reach the clinic on WhatsApp far more than on any other messenger, and Rasa's only
+WhatsApp route goes through Twilio with its blocking client and raw `1: Title (/payload)`
+buttons. This connector verifies Meta's webhook handshake, checks `X-Hub-Signature-256`
+(HMAC-SHA256 of the raw body with the app secret) in constant time before reading anything,
+turns text and interactive replies into Rasa messages, ignores delivery statuses, and sends
+replies with aiohttp: up to 3 buttons as reply buttons, up to 10 as a list, more as a numbered
+text that a typed "2" or the option's words resolve back to the payload.
+
+credentials.yml::
+
+    bot.channels.whatsapp.WhatsAppCloudInput:
+      access_token: ${WHATSAPP_ACCESS_TOKEN}
+      app_secret: ${WHATSAPP_APP_SECRET}
+      verify_token: ${WHATSAPP_VERIFY_TOKEN}
+      phone_number_id: ${WHATSAPP_PHONE_NUMBER_ID}
+      api_base_url: ${WHATSAPP_API_BASE_URL}  # https://graph.facebook.com
+      api_version: ${WHATSAPP_API_VERSION}    # v19.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.exceptions import RasaException
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.buttons import (
+    Button,
+    ButtonMemory,
+    ShortIds,
+    button_payload,
+    button_title,
+    numbered_message,
+    resolve_reply,
+)
+from bot.settings import PLACEHOLDER_SECRETS, get_settings
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_NAME = "whatsapp"
+SENDER_PREFIX = "whatsapp:"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+DEFAULT_API_BASE_URL = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v19.0"
+TEXT_MAX_CHARS = 4096
+INTERACTIVE_BODY_MAX_CHARS = 1024
+REPLY_BUTTONS_MAX = 3
+REPLY_TITLE_MAX_CHARS = 20
+REPLY_ID_MAX_CHARS = 256
+LIST_ROWS_MAX = 10
+LIST_TITLE_MAX_CHARS = 24
+LIST_DESCRIPTION_MAX_CHARS = 72
+LIST_ID_MAX_CHARS = 200
+LIST_BUTTON_MAX_CHARS = 20
+DEFAULT_BUTTON_PROMPT = "Please choose an option:"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class GraphApiError(Exception):
+    """The Graph API was unreachable or refused a message."""
+
+    def __init__(self, status: int | None, message: str, code: int | None = None) -> None:
+        """Keep Graph's error message and code for the log."""
+        super().__init__(f"HTTP {status}: {message} (code {code})")
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+class GraphClient:
+    """Sends messages for one phone number; its aiohttp session lives in the running loop."""
+
+    def __init__(
+        self,
+        access_token: str,
+        phone_number_id: str,
+        api_base_url: str = DEFAULT_API_BASE_URL,
+        api_version: str = DEFAULT_API_VERSION,
+        timeout_seconds: float = 15.0,
+    ) -> None:
+        """Create a client; no I/O happens until the first send.
+
+        Args:
+            access_token: System-user access token of the WhatsApp Business app.
+            phone_number_id: Id of the sending phone number (not the number itself).
+            api_base_url: https://graph.facebook.com (or a local stand-in in tests).
+            api_version: Graph API version, e.g. `v19.0`.
+            timeout_seconds: Total time allowed for one call.
+        """
+        self._token = access_token
+        base_url, version = api_base_url.rstrip("/"), api_version.strip("/")
+        self.messages_url = f"{base_url}/{version}/{phone_number_id}/messages"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session_loop = loop
+        return self._session
+
+    async def send(self, message: Mapping[str, Any]) -> str | None:
+        """POST one message object; return its `wamid`.
+
+        Raises:
+            GraphApiError: Unreachable, or Graph answered an error.
+        """
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            async with self._get_session().post(
+                self.messages_url, json=dict(message), headers=headers
+            ) as answer:
+                status = answer.status
+                try:
+                    body = await answer.json(content_type=None)
+                except ValueError:
+                    body = None
+        # On Python 3.10 asyncio.TimeoutError is not the builtin TimeoutError.
+        except (asyncio.TimeoutError, aiohttp.ClientError) as error:  # noqa: UP041
+            raise GraphApiError(None, f"Graph API unreachable ({error or type(error).__name__})") from None
+        if status >= 400 or not isinstance(body, dict):
+            error_body = body.get("error") if isinstance(body, dict) else None
+            error_body = error_body if isinstance(error_body, dict) else {}
+            details = (error_body.get("error_data") or {}).get("details")
+            text = str(error_body.get("message") or "no error message")
+            raise GraphApiError(
+                status,
+                f"{text}: {details}" if details else text,
+                error_body.get("code"),
+            )
+        messages = body.get("messages") or [{}]
+        return messages[0].get("id") if isinstance(messages[0], dict) else None
+
+    async def close(self) -> None:
+        """Close the session if it belongs to the running loop."""
+        session, self._session = self._session, None
+        same_loop = self._session_loop is asyncio.get_running_loop()
+        if session is not None and not session.closed and same_loop:
+            await session.close()
+
+
+def sender_id_for(wa_id: str) -> str:
+    """Conversation id for a WhatsApp user: `whatsapp:<wa_id>`."""
+    return f"{SENDER_PREFIX}{wa_id}"
+
+
+def wa_id_from(recipient_id: str) -> str:
+    """WhatsApp id from `whatsapp:<wa_id>` (bare ids pass through)."""
+    text = str(recipient_id)
+    return text.removeprefix(SENDER_PREFIX)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def choose_layout(text: str, buttons: Sequence[Button], interactive: bool = True) -> str:
+    """Pick how buttons can be shown without losing anything WhatsApp would cut or refuse.
+
+    Args:
+        text: The message body sent with the buttons.
+        buttons: Rasa buttons.
+        interactive: False forces the numbered text (e.g. for a text-only number).
+
+    Returns:
+        `"buttons"` (reply buttons), `"list"` (list message) or `"text"` (numbered text).
+    """
+    titles = [button_title(b) for b in buttons]
+    if not interactive or not buttons or len(buttons) > LIST_ROWS_MAX:
+        return "text"
+    if len((text or "").strip()) > INTERACTIVE_BODY_MAX_CHARS or not all(titles):
+        return "text"
+    payloads = {button_payload(b) for b in buttons}
+    if len(set(titles)) != len(titles) or len(payloads) != len(buttons):
+        return "text"  # WhatsApp refuses duplicate buttons
+    if len(buttons) <= REPLY_BUTTONS_MAX and all(len(t) <= REPLY_TITLE_MAX_CHARS for t in titles):
+        return "buttons"
+    if all(len(t) <= LIST_DESCRIPTION_MAX_CHARS for t in titles):
+        return "list"
+    return "text"
+
+
+class WhatsAppCloudOutput(OutputChannel):
+    """Sends Rasa's responses as WhatsApp text, reply buttons, lists or images."""
+
+    @classmethod
+    def name(cls) -> str:
+        """Same name as the input channel, so Rasa can route proactive messages here."""
+        return CHANNEL_NAME
+
+    def __init__(
+        self,
+        client: GraphClient,
+        short_ids: ShortIds,
+        memory: ButtonMemory,
+        interactive: bool = True,
+        list_button_label: str = "Choose an option",
+    ) -> None:
+        """Share the input channel's client, button-id map and last-buttons memory."""
+        self.client = client
+        self._short_ids = short_ids
+        self._memory = memory
+        self.interactive = interactive
+        self.list_button_label = _shorten(list_button_label, LIST_BUTTON_MAX_CHARS)
+
+    async def _send(self, recipient_id: str, content: Mapping[str, Any]) -> str | None:
+        message = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": wa_id_from(recipient_id),
+            **content,
+        }
+        try:
+            return await self.client.send(message)
+        except GraphApiError as error:
+            logger.error("WhatsApp send failed: %s", error)
+            return None
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """Send text, split at WhatsApp's 4096-character limit."""
+        text = (text or "").strip()
+        for start in range(0, len(text), TEXT_MAX_CHARS):
+            body = text[start : start + TEXT_MAX_CHARS]
+            await self._send(recipient_id, {"type": "text", "text": {"body": body}})
+
+    def interactive_content(self, text: str, buttons: Sequence[Button], layout: str) -> dict[str, Any]:
+        """Interactive message content for `layout` `"buttons"` or `"list"`."""
+        body = {"text": (text or "").strip() or DEFAULT_BUTTON_PROMPT}
+        if layout == "buttons":
+            return {
+                "type": "interactive",
+                "interactive": {
+                    "type": "button",
+                    "body": body,
+                    "action": {
+                        "buttons": [
+                            {
+                                "type": "reply",
+                                "reply": {
+                                    "id": self._short_ids.encode(button_payload(b), REPLY_ID_MAX_CHARS),
+                                    "title": button_title(b),
+                                },
+                            }
+                            for b in buttons
+                        ]
+                    },
+                },
+            }
+        rows = []
+        for b in buttons:
+            title = button_title(b)
+            row = {
+                "id": self._short_ids.encode(button_payload(b), LIST_ID_MAX_CHARS),
+                "title": _shorten(title, LIST_TITLE_MAX_CHARS),
+            }
+            if len(title) > LIST_TITLE_MAX_CHARS:
+                row["description"] = title
+            rows.append(row)
+        return {
+            "type": "interactive",
+            "interactive": {
+                "type": "list",
+                "body": body,
+                "action": {
+                    "button": self.list_button_label,
+                    "sections": [{"rows": rows}],
+                },
+            },
+        }
+
+    async def send_text_with_buttons(
+        self,
+        recipient_id: str,
+        text: str,
+        buttons: list[dict[str, Any]],
+        **kwargs: Any,
+    ) -> None:
+        """Send buttons in the richest form WhatsApp accepts and remember them.
+
+        Remembering them lets a typed "2" or "book a consultation" pick a button.
+        """
+        self._memory.remember(sender_id_for(wa_id_from(recipient_id)), buttons)
+        layout = choose_layout(text, buttons, self.interactive)
+        if layout == "text":
+            await self.send_text_message(recipient_id, numbered_message(text, buttons))
+            return
+        await self._send(recipient_id, self.interactive_content(text, buttons, layout))
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        """Send an image by link."""
+        await self._send(recipient_id, {"type": "image", "image": {"link": image}})
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        """Send a custom payload as a Cloud API message object (e.g. a template)."""
+        content = {k: v for k, v in json_message.items() if k not in {"to", "messaging_product"}}
+        await self._send(recipient_id, content)
+
+
+class _SeenIds:
+    """Bounded set of recent message ids: Meta redelivers webhooks it thinks failed."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, message_id: str) -> bool:
+        """Record `message_id`; False if it was already seen."""
+        if message_id in self._ids:
+            return False
+        self._ids[message_id] = None
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+def signature_for(body: bytes, app_secret: str) -> str:
+    """`X-Hub-Signature-256` value Meta sends: `sha256=` + hex HMAC of the raw body."""
+    digest = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in _TRUE
+
+
+def _check_secret(name: str, value: str) -> None:
+    """Refuse missing secrets always, and weak ones in production."""
+    if not value:
+        raise RasaException(f"WhatsApp {name} is missing")
+    if value.lower() not in PLACEHOLDER_SECRETS and len(value) >= 16:
+        return
+    if get_settings().is_production:
+        raise RasaException(f"WhatsApp {name} must be a real secret (16+ characters) in production")
+    logger.warning("WhatsApp %s is weak; use 16+ random characters outside development", name)
+
+
+class WhatsAppCloudInput(InputChannel):
+    """Receives WhatsApp Cloud API webhooks at `/webhooks/whatsapp/webhook`.
+
+    `GET /webhook` answers Meta's verification handshake; `POST /webhook` takes signed
+    notifications; `GET /` is a health check.
+    """
+
+    @classmethod
+    def name(cls) -> str:
+        """Channel name: URL prefix, `input_channel` of messages and output routing."""
+        return CHANNEL_NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        """Build the channel from its credentials.yml section."""
+        if not credentials:
+            cls.raise_missing_credentials_exception()
+        credentials = credentials or {}  # for type checkers: the line above raises
+        return cls(
+            access_token=str(credentials.get("access_token") or ""),
+            app_secret=str(credentials.get("app_secret") or ""),
+            verify_token=str(credentials.get("verify_token") or ""),
+            phone_number_id=str(credentials.get("phone_number_id") or ""),
+            api_base_url=str(credentials.get("api_base_url") or "") or DEFAULT_API_BASE_URL,
+            api_version=str(credentials.get("api_version") or "") or DEFAULT_API_VERSION,
+            interactive=_as_bool(credentials.get("interactive"), True),
+        )
+
+    def __init__(
+        self,
+        access_token: str,
+        app_secret: str,
+        verify_token: str,
+        phone_number_id: str,
+        api_base_url: str = DEFAULT_API_BASE_URL,
+        api_version: str = DEFAULT_API_VERSION,
+        interactive: bool = True,
+    ) -> None:
+        """Check the configuration; no network I/O happens here.
+
+        Args:
+            access_token: Bearer token for the Graph API.
+            app_secret: The Meta app's secret; signs every webhook body.
+            verify_token: Token you typed into Meta's webhook settings.
+            phone_number_id: Id of the sending phone number.
+            api_base_url: Graph API base URL.
+            api_version: Graph API version.
+            interactive: False sends every set of buttons as numbered text.
+
+        Raises:
+            RasaException: A credential is missing or weak in production.
+        """
+        if not access_token:
+            raise RasaException("WhatsApp access_token is missing")
+        if not phone_number_id:
+            raise RasaException("WhatsApp phone_number_id is missing")
+        _check_secret("app_secret", app_secret)
+        _check_secret("verify_token", verify_token)
+        self.app_secret = app_secret
+        self.verify_token = verify_token
+        self.phone_number_id = phone_number_id
+        self.interactive = interactive
+        self.client = GraphClient(access_token, phone_number_id, api_base_url, api_version)
+        self._short_ids = ShortIds()
+        self._memory = ButtonMemory()
+        self._seen = _SeenIds()
+
+    def get_output_channel(self) -> WhatsAppCloudOutput:
+        """Output channel sharing this channel's client; cheap, no I/O."""
+        return WhatsAppCloudOutput(self.client, self._short_ids, self._memory, interactive=self.interactive)
+
+    def is_signed(self, request: Request) -> bool:
+        """Constant-time check of `X-Hub-Signature-256` over the raw body."""
+        supplied = request.headers.get(SIGNATURE_HEADER, "")
+        expected = signature_for(request.body or b"", self.app_secret)
+        return hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
+
+    def _text_of(self, message: Mapping[str, Any], sender_id: str) -> str | None:
+        """Text Rasa should receive for one message, None for types it cannot handle."""
+        kind = message.get("type")
+        if kind == "text":
+            body = str((message.get("text") or {}).get("body") or "").strip()
+            if not body:
+                return None
+            return resolve_reply(body, self._memory.take(sender_id)) or body
+        if kind == "interactive":
+            interactive = message.get("interactive") or {}
+            reply = interactive.get(str(interactive.get("type"))) or {}
+            self._memory.take(sender_id)
+            if not isinstance(reply, dict):
+                return None
+            payload = self._short_ids.decode(str(reply.get("id") or ""))
+            return payload or str(reply.get("title") or "").strip() or None
+        if kind == "button":  # quick-reply button of a template message
+            button = message.get("button") or {}
+            self._memory.take(sender_id)
+            return str(button.get("payload") or button.get("text") or "").strip() or None
+        logger.info("Ignoring WhatsApp message of type %s", kind)
+        return None
+
+    def _messages(self, notification: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        """(sender id, text, metadata) for each new message in a notification."""
+        found: list[tuple[str, str, dict[str, Any]]] = []
+        if notification.get("object") != "whatsapp_business_account":
+            return found
+        for entry in notification.get("entry") or []:
+            for change in (entry or {}).get("changes") or []:
+                value = (change or {}).get("value") or {}
+                if change.get("field") != "messages" or not isinstance(value, dict):
+                    continue
+                number_id = (value.get("metadata") or {}).get("phone_number_id")
+                if number_id and str(number_id) != self.phone_number_id:
+                    logger.warning("Ignoring WhatsApp notification for another phone number")
+                    continue
+                for status in value.get("statuses") or []:
+                    if isinstance(status, dict) and status.get("status") == "failed":
+                        logger.warning("WhatsApp message not delivered: %s", status.get("errors"))
+                for message in value.get("messages") or []:
+                    if not isinstance(message, dict) or not message.get("from"):
+                        continue
+                    message_id = str(message.get("id") or "")
+                    if message_id and not self._seen.add(message_id):
+                        continue
+                    sender_id = sender_id_for(str(message["from"]))
+                    text = self._text_of(message, sender_id)
+                    if text:
+                        metadata = {
+                            "whatsapp": {
+                                "message_id": message_id,
+                                "timestamp": message.get("timestamp"),
+                                "phone_number_id": number_id,
+                            }
+                        }
+                        found.append((sender_id, text, metadata))
+        return found
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Routes for Meta's webhook: verification handshake and signed notifications."""
+        whatsapp_webhook = Blueprint("whatsapp_cloud_webhook", __name__)
+
+        @whatsapp_webhook.listener("before_server_stop")
+        async def stop(_: Any, __: asyncio.AbstractEventLoop) -> None:
+            await self.client.close()
+
+        @whatsapp_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @whatsapp_webhook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            mode = request.args.get("hub.mode", "")
+            token = request.args.get("hub.verify_token", "")
+            challenge = request.args.get("hub.challenge", "")
+            if mode == "subscribe" and hmac.compare_digest(
+                token.encode("utf-8"), self.verify_token.encode("utf-8")
+            ):
+                return response.text(challenge)
+            logger.warning("Rejected a WhatsApp webhook verification with a wrong token")
+            return response.text("Forbidden", status=403)
+
+        @whatsapp_webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if not self.is_signed(request):
+                logger.warning("Rejected a WhatsApp notification with a bad signature")
+                return response.json({"ok": False}, status=403)
+            try:
+                notification = json.loads(request.body or b"")
+            except ValueError:
+                return response.json({"ok": False, "error": "invalid JSON"}, status=400)
+            if not isinstance(notification, dict):
+                return response.json({"ok": False, "error": "invalid JSON"}, status=400)
+            try:
+                messages = self._messages(notification)
+            except (AttributeError, TypeError, ValueError):
+                # Signed but not shaped as documented: acknowledge, or Meta resends it.
+                logger.warning("Ignoring a malformed WhatsApp notification", exc_info=True)
+                messages = []
+            out_channel = self.get_output_channel()
+            for sender_id, text, metadata in messages:
+                try:
+                    await on_new_message(
+                        UserMessage(
+                            text,
+                            out_channel,
+                            sender_id,
+                            input_channel=self.name(),
+                            metadata=metadata,
+                        )
+                    )
+                except Exception:
+                    # Answer 200 anyway: Meta would redeliver the whole batch for days.
+                    logger.exception("Handling a WhatsApp message failed")
+            return response.json({"ok": True})
+
+        return whatsapp_webhook

@@ -1,0 +1,209 @@
+"""The knowledge base: answer content from `data/knowledge_base/answers.yml`.
+
+NLU decides the topic; this module turns a topic (and the body part the patient named)
+into chat bubbles and buttons. Content lives in the data file so staff can change a
+sentence without retraining, and every answer carries the article section it comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import yaml
+
+from bot.nlp import lemmas
+from bot.profile import PracticeProfile, get_profile
+
+KB_PATH = Path(__file__).resolve().parent.parent / "data" / "knowledge_base" / "answers.yml"
+BODY_PARTS = ("lower back", "knee")
+BOOK_BUTTON = {"title": "Book a consultation", "payload": "/book_appointment"}
+TOPIC_INTENT_PREFIX = "ask_"
+
+
+class KnowledgeBaseError(ValueError):
+    """The answers file is malformed (missing answer, dangling related topic...)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the bot says for one topic, ready for the dispatcher."""
+
+    topic: str
+    bubbles: List[str]
+    buttons: List[Dict[str, str]]
+    section: str
+    variant: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One knowledge-base entry, as written in the data file."""
+
+    key: str
+    title: str
+    section: str
+    answer: List[str]
+    body_parts: Dict[str, List[str]] = field(default_factory=dict)
+    more: List[str] = field(default_factory=list)
+    side_effects: List[str] = field(default_factory=list)
+    related: List[str] = field(default_factory=list)
+
+
+def topic_for_intent(intent: Optional[str]) -> Optional[str]:
+    """`ask_sciatica` -> `sciatica`; None for intents that are not article topics."""
+    if intent and intent.startswith(TOPIC_INTENT_PREFIX):
+        return intent[len(TOPIC_INTENT_PREFIX):]
+    return None
+
+
+def normalise_body_part(value: Optional[str]) -> Optional[str]:
+    """Map entity values to the body parts the content distinguishes."""
+    if not value:
+        return None
+    value = value.lower().strip()
+    if value in {"back", "lower back", "spine", "lumbar", "hip", "leg"}:
+        # the article treats hip and leg pain as part of the lower back picture
+        return "lower back" if value not in {"hip", "leg"} else None
+    if value in {"knee", "knees"}:
+        return "knee"
+    return None
+
+
+class KnowledgeBase:
+    """Validated answer content with rendering helpers."""
+
+    def __init__(self, data: Mapping[str, Any], profile: PracticeProfile) -> None:
+        """Parse and validate `data` (the YAML document)."""
+        self.version = str(data.get("content_version", ""))
+        self.reviewed = str(data.get("reviewed", ""))
+        self.profile = profile
+        raw_topics = data.get("topics") or {}
+        self.topics: Dict[str, Topic] = {
+            key: Topic(
+                key=key,
+                title=str(entry.get("title", "")),
+                section=str(entry.get("section", "")),
+                answer=list(entry.get("answer") or []),
+                body_parts={k: list(v) for k, v in (entry.get("body_parts") or {}).items()},
+                more=list(entry.get("more") or []),
+                side_effects=list(entry.get("side_effects") or []),
+                related=list(entry.get("related") or []),
+            )
+            for key, entry in raw_topics.items()
+        }
+        self.red_flags: Mapping[str, Any] = data.get("red_flags") or {}
+        self.symptom_hints: List[Mapping[str, Any]] = list(data.get("symptom_hints") or [])
+        self._validate()
+
+    def _validate(self) -> None:
+        problems: List[str] = []
+        if not self.version or not self.reviewed:
+            problems.append("content_version and reviewed are required")
+        for topic in self.topics.values():
+            if not topic.title or not topic.section or not topic.answer:
+                problems.append(f"{topic.key}: title, section and answer are required")
+            for part in topic.body_parts:
+                if part not in BODY_PARTS:
+                    problems.append(f"{topic.key}: unknown body part {part!r}")
+            for related in topic.related:
+                if related not in self.topics:
+                    problems.append(f"{topic.key}: related topic {related!r} does not exist")
+        for hint in self.symptom_hints:
+            if hint.get("topic") not in self.topics:
+                problems.append(f"symptom hint points to unknown topic {hint.get('topic')!r}")
+        if not self.red_flags.get("answer"):
+            problems.append("red_flags.answer is required")
+        if problems:
+            raise KnowledgeBaseError("; ".join(problems))
+
+    # -- rendering -------------------------------------------------------------------
+
+    def _fill(self, text: str) -> str:
+        profile = self.profile
+        return text.format(
+            doctor=profile.doctor,
+            practice_name=profile.practice_name,
+            contact="\n".join(profile.contact_lines()[1:]),
+            emergency=profile.emergency_text(),
+            emergency_advice=profile.emergency_advice,
+        )
+
+    def buttons_for(self, topic: Topic) -> List[Dict[str, str]]:
+        """Related topics as buttons, then the booking handoff."""
+        buttons = [
+            {"title": self.topics[key].title, "payload": f"/{TOPIC_INTENT_PREFIX}{key}"}
+            for key in topic.related
+        ]
+        return buttons + [dict(BOOK_BUTTON)]
+
+    def answer(self, key: str, body_part: Optional[str] = None) -> Answer:
+        """The answer for `key`, in the variant for the body part the patient named."""
+        topic = self.topics[key]
+        part = normalise_body_part(body_part)
+        variant = part if part in topic.body_parts else None
+        bubbles = topic.body_parts[variant] if variant else topic.answer
+        return Answer(
+            topic=key,
+            bubbles=[self._fill(b) for b in bubbles],
+            buttons=self.buttons_for(topic),
+            section=topic.section,
+            variant=variant,
+        )
+
+    def more(self, key: str) -> Optional[List[str]]:
+        """Extra bubbles for "tell me more", if the article has more to say."""
+        topic = self.topics[key]
+        return [self._fill(b) for b in topic.more] or None
+
+    def side_effects(self, key: str) -> List[str]:
+        """What the article says about risks of this topic, or an honest 'not covered'."""
+        topic = self.topics[key]
+        if topic.side_effects:
+            return [self._fill(b) for b in topic.side_effects]
+        return [
+            f"The clinic's article does not describe side effects or risks of "
+            f"{topic.title.lower()}. Please ask your doctor, who can explain them for "
+            f"your situation."
+        ]
+
+    def red_flag_advice(self) -> List[str]:
+        """The safety protocol's list of symptoms that need urgent care."""
+        return [self._fill(b) for b in self.red_flags["answer"]]
+
+    def topics_for_symptoms(self, text: str, limit: int = 3) -> List[str]:
+        """Topics whose hint words occur in a patient's description (by lemma)."""
+        tokens = lemmas(text)
+        joined = " " + " ".join(tokens) + " "
+        raw = " " + text.lower() + " "
+        scored: List[tuple[int, int, str]] = []
+        for order, hint in enumerate(self.symptom_hints):
+            hits = 0
+            for word in hint["words"]:
+                phrase = " " + " ".join(lemmas(str(word))) + " "
+                if phrase in joined or f" {str(word).lower()} " in raw:
+                    hits += 1
+            if hits:
+                scored.append((-hits, order, str(hint["topic"])))
+        return [topic for _, _, topic in sorted(scored)[:limit]]
+
+    def titles(self, keys: Sequence[str]) -> List[str]:
+        """Titles of several topics, for prose."""
+        return [self.topics[k].title for k in keys if k in self.topics]
+
+
+def load_knowledge_base(
+    path: Path = KB_PATH, profile: Optional[PracticeProfile] = None
+) -> KnowledgeBase:
+    """Read and validate the answers file."""
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    return KnowledgeBase(data, profile or get_profile())
+
+
+@lru_cache(maxsize=1)
+def get_knowledge_base() -> KnowledgeBase:
+    """The knowledge base of this process, loaded once on first use."""
+    return load_knowledge_base()

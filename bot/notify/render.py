@@ -1,0 +1,120 @@
+"""Plain-text wording of staff notifications, shared by email and any text channel.
+
+Kept apart from the SMTP code so the wording can be read, reviewed and tested without
+a mail server. Only the reference, alert id or hand-off id goes into the subject line;
+patient details stay in the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+SUBJECT_PREFIX = "[Clinic assistant]"
+NOT_GIVEN = "(not given)"
+
+
+def _value(payload: Mapping[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if value is None or value == "":
+        return NOT_GIVEN
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value) or NOT_GIVEN
+    return str(value)
+
+
+def _lines(payload: Mapping[str, Any], fields: list[tuple[str, str]]) -> list[str]:
+    width = max(len(label) for label, _ in fields) + 2
+    return [f"{label + ':':<{width}}{_value(payload, key)}" for label, key in fields]
+
+
+def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
+    """Return the subject and plain-text body staff receive for one notification.
+
+    Args:
+        kind: ``booking``, ``handoff`` or ``red_flag``.
+        payload: The outbox payload.
+
+    Returns:
+        ``(subject, body)``.
+
+    Raises:
+        ValueError: Unknown kind.
+    """
+    if kind == "booking":
+        reference = _value(payload, "reference")
+        subject = f"{SUBJECT_PREFIX} New booking request {reference}"
+        lines = [
+            f"New booking request {reference}",
+            "",
+            *_lines(
+                payload,
+                [
+                    ("Reference", "reference"),
+                    ("Name", "full_name"),
+                    ("Phone", "phone_e164"),
+                    ("Email", "email"),
+                    ("Body part", "body_part"),
+                    ("Preferred times", "preferred_times"),
+                    ("Times understood as", "preferred_times_parsed"),
+                    ("Channel", "channel"),
+                    ("Conversation", "conversation_id"),
+                    ("Consent given at", "consent_given_at"),
+                    ("Received at", "created_at"),
+                ],
+            ),
+            "",
+            "Description:",
+            _value(payload, "description"),
+            "",
+            "Please phone the patient to arrange the appointment.",
+        ]
+    elif kind == "handoff":
+        handoff_id = _value(payload, "handoff_id")
+        subject = (
+            f"{SUBJECT_PREFIX} Patient asked for a person (hand-off #{handoff_id})"
+        )
+        lines = [
+            f"A patient asked to speak to a person (hand-off #{handoff_id}).",
+            "",
+            *_lines(
+                payload,
+                [
+                    ("Reason", "reason"),
+                    ("Last topic", "last_topic"),
+                    ("Within opening hours", "within_hours"),
+                    ("Call back requested", "callback_requested"),
+                    ("Name", "contact_name"),
+                    ("Phone", "contact_phone"),
+                    ("Conversation", "conversation_id"),
+                    ("Opened at", "created_at"),
+                ],
+            ),
+        ]
+    elif kind == "red_flag":
+        alert_id = _value(payload, "alert_id")
+        subject = (
+            f"{SUBJECT_PREFIX} RED FLAG alert #{alert_id}: {_value(payload, 'flags')}"
+        )
+        lines = [
+            f"Red-flag symptoms were mentioned (alert #{alert_id}).",
+            "Please review the conversation.",
+            "",
+            *_lines(
+                payload,
+                [
+                    ("Flags", "flags"),
+                    ("Conversation", "conversation_id"),
+                    ("Received at", "created_at"),
+                ],
+            ),
+            "",
+            "Message excerpt:",
+            _value(payload, "message_excerpt"),
+        ]
+    else:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    lines += ["", "-- ", "Sent by the clinic assistant. Do not reply to this message."]
+    return subject, "\n".join(lines) + "\n"

@@ -1,0 +1,180 @@
+"""Dialogue policies that outrank everything Rasa would otherwise do.
+
+`RedFlagPolicy`: an emergency symptom is answered first, in any turn, even inside a form
+(Rasa's RulePolicy would otherwise keep the form going: its loop predictions beat normal
+ones, so this policy marks its own as loop-grade and carries the highest priority).
+
+`HumanTakeoverPolicy`: while a staff member has taken a conversation over (slot
+`human_takeover`), the bot stays silent, except for red flags, which still come first.
+
+`ActionServerDownPolicy`: when the action server cannot be reached, Rasa logs the error
+and the patient hears nothing. This policy notices a custom action that said nothing and
+answers with a short apology and the practice's phone number instead of silence.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from rasa.core.policies.policy import Policy, PolicyPrediction, SupportedData
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT
+
+RED_FLAG_ACTION = "action_red_flag"
+TECHNICAL_PROBLEM = "utter_technical_problem"
+SILENT_ACTIONS = {"action_session_start"}
+TAKEOVER_SLOT = "human_takeover"
+
+
+def user_just_spoke(tracker: DialogueStateTracker) -> bool:
+    """True when the next action is the first reply to a new user message."""
+    return tracker.latest_action_name == ACTION_LISTEN_NAME and bool(
+        tracker.latest_message and tracker.latest_message.text
+        or (tracker.latest_message and tracker.latest_message.intent)
+    )
+
+
+def has_red_flag(tracker: DialogueStateTracker) -> bool:
+    """Whether the latest user message was classified or detected as a red flag."""
+    message = tracker.latest_message
+    if message is None:
+        return False
+    if message.intent.get("name") == RED_FLAG_INTENT:
+        return True
+    return any(e.get("entity") == RED_FLAG_ENTITY for e in message.entities)
+
+
+class _OverridePolicy(Policy):
+    """Shared plumbing: nothing to train, predictions that beat loop predictions."""
+
+    @staticmethod
+    def supported_data() -> SupportedData:
+        """Uses no training data of either kind."""
+        return SupportedData.ML_AND_RULE_DATA
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        """Priority above RulePolicy (6); RedFlagPolicy sets a higher one still."""
+        return {"priority": 8}
+
+    def __init__(
+        self,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        featurizer: Optional[Any] = None,
+    ) -> None:
+        """Keep Rasa's constructor, with no featurizer needed."""
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+
+    def train(
+        self,
+        training_trackers: List[TrackerWithCachedStates],
+        domain: Domain,
+        **kwargs: Any,
+    ) -> Resource:
+        """Nothing to learn: the behaviour is the rule."""
+        return self._resource
+
+    def _force(
+        self, action: str, domain: Domain, events: Optional[List[Any]] = None
+    ) -> PolicyPrediction:
+        probabilities = self._default_predictions(domain)
+        probabilities[domain.index_for_action(action)] = 1.0
+        return self._prediction(probabilities, events=events, is_no_user_prediction=True)
+
+    def _abstain(self, domain: Domain) -> PolicyPrediction:
+        return self._prediction(self._default_predictions(domain))
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
+class RedFlagPolicy(_OverridePolicy):
+    """Runs `action_red_flag` right after any red-flag message, then listens."""
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        """Highest priority in the ensemble."""
+        return {"priority": 10}
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        """Force the red-flag action after a red-flag message."""
+        if tracker.latest_action_name == RED_FLAG_ACTION:
+            return self._force(ACTION_LISTEN_NAME, domain)
+        if user_just_spoke(tracker) and has_red_flag(tracker):
+            return self._force(RED_FLAG_ACTION, domain)
+        return self._abstain(domain)
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
+class HumanTakeoverPolicy(_OverridePolicy):
+    """Keeps the bot silent while staff have taken the conversation over."""
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        """Listen instead of answering while `human_takeover` is set."""
+        if (
+            tracker.get_slot(TAKEOVER_SLOT)
+            and user_just_spoke(tracker)
+            and not has_red_flag(tracker)
+        ):
+            return self._force(ACTION_LISTEN_NAME, domain)
+        return self._abstain(domain)
+
+
+def said_nothing_since_user(tracker: DialogueStateTracker) -> bool:
+    """No bot message since the latest user message."""
+    for event in reversed(tracker.events):
+        if isinstance(event, BotUttered):
+            return False
+        if isinstance(event, UserUttered):
+            return True
+    return True
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
+class ActionServerDownPolicy(_OverridePolicy):
+    """Apologise (with the clinic's phone) when a custom action failed silently."""
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        """After a speaking custom action that produced no message, apologise."""
+        last = tracker.latest_action_name
+        if last == TECHNICAL_PROBLEM:
+            return self._force(ACTION_LISTEN_NAME, domain)
+        speaking = {
+            name
+            for name in domain.user_actions
+            if name.startswith("action_") and name not in SILENT_ACTIONS
+        }
+        if last in speaking and said_nothing_since_user(tracker):
+            from bot.profile import get_profile
+
+            phone = SlotSet("practice_phone", get_profile().phone_text())
+            return self._force(TECHNICAL_PROBLEM, domain, events=[phone])
+        return self._abstain(domain)

@@ -1,0 +1,111 @@
+"""Start the whole assistant on this machine: action server, Rasa, web demo, notifier.
+
+`make run` calls this after installing, migrating and training. Everything listens on
+127.0.0.1. Rasa's HTTP API is only enabled with an auth token: RASA_AUTH_TOKEN, or in
+development a random token kept in var/rasa-auth-token (never committed). Ctrl-C stops
+all processes together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from bot.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def auth_token(settings: Settings) -> str:
+    """The HTTP API token: from the environment, or a generated development one."""
+    if settings.rasa_auth_token:
+        return settings.rasa_auth_token
+    path = settings.data_dir / "rasa-auth-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def latest_model() -> Path:
+    """The newest trained model in Rasa's default `models/` folder."""
+    models = sorted((PROJECT_ROOT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise SystemExit("no trained model in models/: run `make train` first")
+    return models[-1]
+
+
+def commands(settings: Settings, rasa_port: int, actions_port: int, web_port: int,
+             credentials: Path) -> Dict[str, List[str]]:
+    """The processes to start, by name."""
+    bin_dir = Path(sys.executable).parent
+    return {
+        "actions": [str(bin_dir / "rasa"), "run", "actions", "--actions", "actions",
+                    "-p", str(actions_port)],
+        "rasa": [str(bin_dir / "rasa"), "run", "--enable-api", "--auth-token",
+                 auth_token(settings), "-i", "127.0.0.1", "-p", str(rasa_port),
+                 "--model", str(latest_model()), "--credentials", str(credentials),
+                 "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+                 "--cors", *settings.allowed_origins],
+        "web": [sys.executable, "-m", "bot.web.serve", "--port", str(web_port),
+                "--rasa-url", f"http://127.0.0.1:{rasa_port}"],
+        "notifier": [sys.executable, "-m", "bot.notify.outbox", "--every", "60"],
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Start everything and wait; stop everything when one exits or on Ctrl-C."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rasa-port", type=int, default=5005)
+    parser.add_argument("--actions-port", type=int, default=5055)
+    parser.add_argument("--web-port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    from bot.channels.enabled import write_credentials
+
+    credentials = write_credentials(settings.data_dir / "credentials.yml")
+    env = dict(os.environ, SANIC_HOST="127.0.0.1")  # the action server has no auth: local only
+    procs: Dict[str, subprocess.Popen[bytes]] = {}
+    for name, cmd in commands(settings, args.rasa_port, args.actions_port, args.web_port,
+                              credentials).items():
+        procs[name] = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
+    print(
+        f"\nAssistant starting: chat at http://127.0.0.1:{args.web_port}/ (demo clinic page), "
+        f"REST at http://127.0.0.1:{args.rasa_port}/webhooks/rest/webhook. Ctrl-C stops.\n",
+        flush=True,
+    )
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                code = proc.returncode or 1
+                stopping = True
+        time.sleep(0.5)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The one place that reads the environment.
+
+Everything else imports `get_settings()` so a reader can see every knob in one file,
+and so that production refuses to start on a placeholder secret instead of running
+with a guessable one. Nothing here does I/O at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Optional
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret", "development-only"}
+
+
+class SettingsError(RuntimeError):
+    """Raised when the environment is unsafe or incomplete for the chosen BOT_ENV."""
+
+
+def _get(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, default).strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment; build it with `Settings.from_env`."""
+
+    env: str = "development"
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = ""
+    rasa_url: str = "http://127.0.0.1:5005"
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
+    rasa_auth_token: str = ""
+    staff_token: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = True
+    notify_email_to: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    notify_timeout_seconds: float = 10.0
+    notify_webhook_retries: int = 2
+    notify_max_attempts: int = 12
+    notify_backoff_seconds: int = 60
+    notify_backoff_max_seconds: int = 3600
+    clock_override: str = ""
+    allowed_origins: tuple[str, ...] = field(
+        default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
+    )
+
+    @property
+    def is_production(self) -> bool:
+        """Production refuses placeholder secrets and placeholder practice details."""
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Read settings from `env` (defaults to `os.environ`) and check them."""
+        env = os.environ if env is None else env
+        data_dir = Path(_get(env, "BOT_DATA_DIR") or DEFAULT_DATA_DIR)
+        database_url = _get(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'clinic.db'}"
+        origins = _get(env, "ALLOWED_ORIGINS")
+        settings = cls(
+            env=_get(env, "BOT_ENV", "development").lower(),
+            data_dir=data_dir,
+            database_url=database_url,
+            rasa_url=_get(env, "RASA_URL", "http://127.0.0.1:5005"),
+            action_server_url=_get(
+                env, "ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"
+            ),
+            rasa_auth_token=_get(env, "RASA_AUTH_TOKEN"),
+            staff_token=_get(env, "STAFF_TOKEN"),
+            smtp_host=_get(env, "SMTP_HOST"),
+            smtp_port=int(_get(env, "SMTP_PORT", "587") or 587),
+            smtp_user=_get(env, "SMTP_USER"),
+            smtp_password=_get(env, "SMTP_PASSWORD"),
+            smtp_from=_get(env, "SMTP_FROM"),
+            smtp_starttls=_get(env, "SMTP_STARTTLS", "true").lower() != "false",
+            notify_email_to=_get(env, "NOTIFY_EMAIL_TO"),
+            webhook_url=_get(env, "NOTIFY_WEBHOOK_URL"),
+            webhook_secret=_get(env, "NOTIFY_WEBHOOK_SECRET"),
+            notify_timeout_seconds=float(_get(env, "NOTIFY_TIMEOUT_SECONDS", "10") or 10),
+            notify_webhook_retries=int(_get(env, "NOTIFY_WEBHOOK_RETRIES", "2") or 2),
+            notify_max_attempts=int(_get(env, "NOTIFY_MAX_ATTEMPTS", "12") or 12),
+            notify_backoff_seconds=int(_get(env, "NOTIFY_BACKOFF_SECONDS", "60") or 60),
+            notify_backoff_max_seconds=int(
+                _get(env, "NOTIFY_BACKOFF_MAX_SECONDS", "3600") or 3600
+            ),
+            clock_override=_get(env, "CLINIC_CLOCK"),
+            allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
+            if origins
+            else cls().allowed_origins,
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse unsafe combinations (placeholder secrets in production)."""
+        if self.env not in {"development", "test", "production"}:
+            raise SettingsError(f"BOT_ENV must be development, test or production, not {self.env!r}")
+        if self.notify_max_attempts < 1 or self.notify_webhook_retries < 0:
+            raise SettingsError("NOTIFY_MAX_ATTEMPTS must be 1+ and NOTIFY_WEBHOOK_RETRIES 0+")
+        if self.notify_backoff_seconds < 0 or self.notify_timeout_seconds <= 0:
+            raise SettingsError("NOTIFY_BACKOFF_SECONDS must be 0+ and NOTIFY_TIMEOUT_SECONDS > 0")
+        if not self.is_production:
+            return
+        for name, value in (
+            ("RASA_AUTH_TOKEN", self.rasa_auth_token),
+            ("STAFF_TOKEN", self.staff_token),
+        ):
+            if value.lower() in PLACEHOLDER_SECRETS or len(value) < 16:
+                raise SettingsError(
+                    f"{name} must be set to a real secret (16+ characters) when BOT_ENV=production"
+                )
+        if self.webhook_url and len(self.webhook_secret) < 16:
+            raise SettingsError("NOTIFY_WEBHOOK_SECRET must be 16+ characters in production")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once on first use."""
+    return Settings.from_env()

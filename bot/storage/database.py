@@ -1,0 +1,241 @@
+"""Lazy database connections, one transaction per unit of work.
+
+Nothing connects at import time: a `Database` builds its engine on first use, from an
+explicit URL or from `get_settings().database_url`. `session_scope()` commits or
+rolls back as a whole, and turns "the database cannot be reached" into
+`DatabaseUnavailable`, so a Rasa action can tell the patient their request was not
+saved instead of pretending it was.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import (
+    TimeoutError as PoolTimeoutError,
+)
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.settings import get_settings
+
+SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+_UNAVAILABLE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeoutError,
+)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached or opened; nothing was saved.
+
+    Raised instead of SQLAlchemy's `OperationalError` and friends so callers need
+    not import SQLAlchemy to tell a patient "we could not save this, please call".
+    The original error is chained as `__cause__`.
+    """
+
+
+def _check_schema(schema: str | None) -> str | None:
+    if schema is not None and not SCHEMA_PATTERN.match(schema):
+        raise ValueError(f"schema must match {SCHEMA_PATTERN.pattern}, got {schema!r}")
+    return schema
+
+
+def create_engine_for(
+    url: str, *, schema: str | None = None, echo: bool = False
+) -> Engine:
+    """Build an engine with the options each backend needs.
+
+    SQLite: the file's parent folder is created and connections may cross threads
+    (Rasa runs actions on an event loop, the outbox in worker threads), and foreign
+    keys are enforced. PostgreSQL: stale pooled connections are detected before use,
+    connecting gives up after a few seconds, and `schema` (if given) becomes the
+    `search_path`, which isolates test runs in one database.
+
+    Args:
+        url: SQLAlchemy database URL.
+        schema: PostgreSQL schema to use instead of `public`; ignored for SQLite.
+        echo: Log every SQL statement (debugging only).
+
+    Returns:
+        An engine; it has not connected yet.
+
+    Raises:
+        DatabaseUnavailable: The SQLite file's folder cannot be created.
+        ValueError: `schema` is not a plain lower-case identifier.
+    """
+    _check_schema(schema)
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        connect_args["check_same_thread"] = False
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            try:
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(
+                    f"cannot create folder for {database}: {exc}"
+                ) from exc
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
+        if schema:
+            connect_args["options"] = f"-csearch_path={schema}"
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+    finally:
+        cursor.close()
+
+
+class Database:
+    """One database: its URL, its lazily built engine and its sessions.
+
+    Args:
+        url: SQLAlchemy URL; `None` means `get_settings().database_url`, read on
+            first use rather than at construction.
+        schema: PostgreSQL schema to work in (tests use a fresh one per run).
+        echo: Log SQL statements.
+    """
+
+    def __init__(
+        self, url: str | None = None, *, schema: str | None = None, echo: bool = False
+    ):
+        """Remember where the database is; nothing connects until first use."""
+        self._url = url
+        self.schema = _check_schema(schema)
+        self.echo = echo
+        self._engine: Engine | None = None
+        self._sessionmaker: sessionmaker | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """The database URL, from settings unless one was given."""
+        return self._url or get_settings().database_url
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, created on first access."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = create_engine_for(
+                        self.url, schema=self.schema, echo=self.echo
+                    )
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """Backend name, e.g. ``sqlite`` or ``postgresql`` (no connection needed)."""
+        return str(make_url(self.url).get_backend_name())
+
+    def session(self) -> Session:
+        """Return a new session; prefer `session_scope()`, which also commits."""
+        if self._sessionmaker is None:
+            self._sessionmaker = sessionmaker(
+                bind=self.engine, expire_on_commit=False, future=True
+            )
+        return self._sessionmaker()
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """Run a unit of work in one transaction: commit at the end, roll back on error.
+
+        Yields:
+            A session whose changes are committed when the block exits normally.
+
+        Raises:
+            DatabaseUnavailable: The database could not be reached, opened or was lost
+                mid-transaction; nothing from the block was committed.
+        """
+        session = self.session()
+        try:
+            yield session
+            session.commit()
+        except _UNAVAILABLE_ERRORS as exc:
+            _quiet_rollback(session)
+            raise DatabaseUnavailable(
+                f"database unavailable: {_first_line(exc)}"
+            ) from exc
+        except BaseException:
+            _quiet_rollback(session)
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, and before a process forks)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def _quiet_rollback(session: Session) -> None:
+    with suppress(Exception):  # the connection may already be gone
+        session.rollback()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_databases: dict[tuple[str | None, str | None], Database] = {}
+_databases_lock = threading.Lock()
+
+
+def get_database(url: str | None = None, schema: str | None = None) -> Database:
+    """Return the shared `Database` for this URL and schema (one pool per process).
+
+    Args:
+        url: SQLAlchemy URL; `None` means the URL from settings.
+        schema: PostgreSQL schema, see `Database`.
+
+    Returns:
+        The same object for the same arguments, so connection pools are reused.
+    """
+    key = (url, schema)
+    with _databases_lock:
+        if key not in _databases:
+            _databases[key] = Database(url, schema=schema)
+        return _databases[key]
+
+
+@contextmanager
+def session_scope(
+    url: str | None = None, schema: str | None = None
+) -> Iterator[Session]:
+    """Shortcut for ``get_database(url, schema).session_scope()``.
+
+    Yields:
+        A session committed at the end of the block.
+
+    Raises:
+        DatabaseUnavailable: The database could not be reached.
+    """
+    with get_database(url, schema).session_scope() as session:
+        yield session

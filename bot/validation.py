@@ -1,0 +1,170 @@
+"""Checks for what patients type into the booking and call-back forms.
+
+Pure functions, no Rasa: each returns the cleaned value, or raises `Invalid` with the
+friendly sentence the form says before asking again. Hostile input (very long text,
+control characters, markup, emoji in a name) gets a clear re-ask, never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+MAX_NAME = 100
+MAX_TIMES = 200
+MAX_DESCRIPTION = 1000
+MIN_DESCRIPTION = 3
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+SKIP_WORDS = {"skip", "no", "none", "no email", "nope", "n/a", "na", "-", "don't have one", "dont have"}
+NAME_PREFIX = re.compile(r"^(?:(?:actually|sorry|oh)[, ]+)?(?:my name is|my name's|name is|name's|i am|i'm|im|it's|it is|this is|call me)\s+", re.I)
+PHONE_PREFIX = re.compile(r"^(?:(?:actually|sorry|oh)[, ]+)?(?:my )?(?:mobile|phone|cell|handphone|hp|number|contact)(?: number)?(?: is|:)?\s*", re.I)
+BODY_PARTS = {
+    "lower back": {"back", "lower back", "my back", "lower-back", "spine", "lumbar", "backache", "back pain"},
+    "knee": {"knee", "knees", "my knee", "my knees", "knee pain", "left knee", "right knee"},
+    "both": {"both", "both of them", "back and knee", "knee and back", "back and knees", "knees and back", "all"},
+}
+TIME_OPTIONS = ["Weekday mornings", "Weekday afternoons", "Saturday morning", "Any time"]
+
+
+class Invalid(ValueError):
+    """Input that cannot be accepted; `str(exc)` is what the patient is told."""
+
+
+def _clean(text: object, limit: int) -> str:
+    if not isinstance(text, str):
+        raise Invalid("Sorry, I couldn't read that. Could you type it again?")
+    text = unicodedata.normalize("NFC", text).strip()
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        raise Invalid("That contains characters I can't store. Could you type it again?")
+    if len(text) > limit:
+        raise Invalid(f"That's a bit long for me: please keep it under {limit} characters.")
+    return text
+
+
+def _has_markup(text: str) -> bool:
+    return bool(re.search(r"<[^>]*>|https?://|www\.", text, re.I))
+
+
+def clean_name(text: object) -> str:
+    """A person's name: letters from any script, spaces, hyphens, apostrophes, dots."""
+    value = NAME_PREFIX.sub("", _clean(text, MAX_NAME)).strip(" .,!")
+    if _has_markup(value) or not value:
+        raise Invalid("Please type just your full name, for example: Tan Wei Ming.")
+    if not all(c.isalpha() or c in " -'.’" or unicodedata.category(c) == "Mn" for c in value):
+        raise Invalid("A name should only have letters, spaces, hyphens or apostrophes. What is your full name?")
+    if sum(c.isalpha() for c in value) < 2:
+        raise Invalid("That seems too short for a full name. What is your full name?")
+    return re.sub(r"\s+", " ", value)
+
+
+def clean_phone(text: object, region: str) -> str:
+    """A phone number in E.164: local numbers of `region`, or international with +."""
+    value = PHONE_PREFIX.sub("", _clean(text, 40)).strip()
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise Invalid(
+            "That doesn't look like a phone number. Please type your mobile number, for example 9123 4567 or +65 9123 4567."
+        ) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise Invalid(
+            "I couldn't recognise that number. Please check it: a local mobile has 8 digits (e.g. 9123 4567); "
+            "for another country start with + and the country code."
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def display_phone(e164: str) -> str:
+    """E.164 shown the way people read it (+65 9123 4567)."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def clean_email(text: object) -> Optional[str]:
+    """An email address, or None when the patient skips it."""
+    value = _clean(text, 254)
+    lowered = value.lower().strip(" .!")
+    if lowered in SKIP_WORDS:
+        return None
+    value = re.sub(r"^(?:my )?e-?mail(?: address)?(?: is|:)?\s*", "", value, flags=re.I).strip()
+    if not EMAIL.match(value):
+        raise Invalid("That email address doesn't look right (e.g. name@example.com). Type it again, or tap Skip.")
+    return value
+
+
+def clean_pain_area(text: object) -> str:
+    """Where it hurts: "lower back", "knee" or "both"."""
+    value = re.sub(r"[^\w\s-]", "", _clean(text, 60).lower()).strip()
+    for area, words in BODY_PARTS.items():
+        if value in words:
+            return area
+    mentions_back = bool(re.search(r"\bback\b|spine|lumbar", value))
+    mentions_knee = "knee" in value
+    if mentions_back and mentions_knee:
+        return "both"
+    if mentions_back:
+        return "lower back"
+    if mentions_knee:
+        return "knee"
+    raise Invalid("I can book for lower back pain, knee pain or both. Which is it?")
+
+
+@dataclass(frozen=True)
+class PreferredTimes:
+    """What the patient asked for, and what we understood of it (echoed back)."""
+
+    text: str
+    understood: Optional[str] = None
+    iso: Optional[str] = None
+
+
+def parse_preferred_times(text: object, now: datetime, timezone: str) -> PreferredTimes:
+    """Keep the patient's words; read a concrete day/time out of them when there is one."""
+    value = _clean(text, MAX_TIMES)
+    if len(value) < 2 or _has_markup(value):
+        raise Invalid("When would suit you? For example: weekday mornings, or next Tuesday after 5pm.")
+    if value.lower() in {o.lower() for o in TIME_OPTIONS}:
+        return PreferredTimes(text=value)
+    from dateparser.search import search_dates
+
+    qualifier = re.search(r"\b(after|before|around|from|by)\b", value, re.I)
+    # "10am" confuses dateparser's search (it reads a year); "10:00 am" does not
+    normalised = re.sub(r"\b(\d{1,2})\s*(am|pm)\b", r"\1:00 \2", value, flags=re.I)
+    found = search_dates(
+        normalised,
+        languages=["en"],
+        settings={
+            "PREFER_DATES_FROM": "future",
+            "RELATIVE_BASE": now.astimezone(ZoneInfo(timezone)).replace(tzinfo=None),
+            "RETURN_AS_TIMEZONE_AWARE": False,
+        },
+    )
+    found = [(said, when) for said, when in found or [] if "week" not in said.lower()]
+    if not found:
+        return PreferredTimes(text=value)
+    _, when = found[0]
+    understood = f"{when:%A %-d %B}"
+    part_of_day = re.search(r"\b(morning|afternoon|evening|noon)\b", value, re.I)
+    if re.search(r"\d\s*(am|pm)|\d:\d\d", value, re.I):
+        prefix = f"{qualifier.group(1).lower()} " if qualifier else "at "
+        understood += f", {prefix}{when:%H:%M}"
+    elif part_of_day:
+        understood += f", {part_of_day.group(1).lower()}"
+    return PreferredTimes(text=value, understood=understood, iso=when.isoformat())
+
+
+def clean_description(text: object) -> str:
+    """The patient's own short description of the problem."""
+    value = _clean(text, MAX_DESCRIPTION)
+    if len(value) < MIN_DESCRIPTION:
+        raise Invalid("Could you tell me a little more, in a sentence or two?")
+    return value

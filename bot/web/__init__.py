@@ -1,0 +1,1 @@
+"""The website chat widget (static files) and a demo clinic site to try it on."""

@@ -1,0 +1,1 @@
+"""Local, protocol-faithful stand-ins of external messaging APIs, for loopback tests."""

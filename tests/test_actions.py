@@ -1,0 +1,150 @@
+"""Custom actions with real Trackers: answers, follow-ups, symptoms, red flags, clarification."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import pytest
+
+from actions.answers import ActionAnswerFollowUp, ActionAnswerTopic
+from actions.clarify import ActionClarify
+from actions.conversation import ActionHandleYesNo
+from actions.safety import ActionRedFlag
+from actions.session import ActionSessionStart
+from actions.symptoms import ActionDescribeSymptoms
+from bot.storage.migrate import upgrade
+from bot.storage.repository import Repository
+from tests.actions_helpers import has_event, run, slot_events, texts, tracker
+
+BODY_KNEE = [{"entity": "body_part", "value": "knee"}]
+BODY_BACK = [{"entity": "body_part", "value": "lower back"}]
+
+
+@pytest.fixture()
+def repo() -> Iterator[Repository]:
+    upgrade()
+    yield Repository()
+
+
+def test_topic_answer_with_related_buttons_booking_and_feedback() -> None:
+    messages, events = run(ActionAnswerTopic(), tracker("what is sciatica", "ask_sciatica"))
+    assert "sciatic nerve" in texts(messages)
+    payloads = [b["payload"] for m in messages for b in m.get("buttons", [])]
+    assert "/book_appointment" in payloads and "/ask_physiotherapy" in payloads
+    assert messages[-1]["text"] == "Was this helpful?"
+    assert slot_events(events)["last_topic"] == "sciatica"
+
+
+def test_hyaluronic_acid_for_the_back_says_it_is_for_the_knee() -> None:
+    messages, _ = run(
+        ActionAnswerTopic(),
+        tracker("can i get gel injection for my back", "ask_hyaluronic_acid", BODY_BACK),
+    )
+    assert "knee joint only" in texts(messages)
+
+
+def test_follow_up_what_about_my_back_answers_the_same_topic_for_the_back() -> None:
+    state = tracker("what about my back?", "inform_body_part", BODY_BACK, slots={"last_topic": "exercise"})
+    messages, events = run(ActionAnswerFollowUp(), state)
+    assert "stabilise the spine" in texts(messages)
+    assert "knees" not in texts(messages).split("Was this helpful")[0].lower()
+    assert slot_events(events)["last_topic"] == "exercise"
+
+
+def test_tell_me_more_and_side_effects_use_the_kept_topic() -> None:
+    more, _ = run(ActionAnswerFollowUp(), tracker("tell me more", "tell_me_more", slots={"last_topic": "arthritis"}))
+    assert "knee replacement" in texts(more)
+    risks, _ = run(
+        ActionAnswerFollowUp(), tracker("and the side effects?", "ask_side_effects", slots={"last_topic": "medication"})
+    )
+    assert "dependence" in texts(risks) and "pharmacist" in texts(risks)
+
+
+def test_follow_up_without_a_topic_asks_which_one() -> None:
+    messages, _ = run(ActionAnswerFollowUp(), tracker("any side effects?", "ask_side_effects"))
+    assert "Which topic" in texts(messages)
+
+
+def test_medication_answer_never_gives_a_dose() -> None:
+    messages, _ = run(ActionAnswerTopic(), tracker("how many panadol can i take", "ask_medication"))
+    text = texts(messages)
+    assert not re.search(r"\d+\s*(mg|g|tablets?|pills?)\b", text)
+    assert "doctor or pharmacist" in text
+
+
+def test_describe_symptoms_never_diagnoses_and_points_to_sciatica() -> None:
+    state = tracker("i have pain shooting from my buttock down my leg, what is it?", "describe_symptoms")
+    messages, events = run(ActionDescribeSymptoms(), state)
+    text = texts(messages)
+    assert "only a clinician" in text
+    assert "Sciatica" in text
+    assert not re.search(r"you (have|probably have) sciatica", text, re.I)
+    assert "/book_appointment" in [b["payload"] for m in messages for b in m.get("buttons", [])]
+    assert slot_events(events)["offer"] == "booking"
+
+
+def test_red_flag_gives_urgent_advice_interrupts_the_form_and_alerts_staff(repo: Repository) -> None:
+    state = tracker(
+        "i cant control my bladder",
+        "report_red_flag",
+        [{"entity": "red_flag", "value": "bladder_bowel"}],
+        active_loop="booking_form",
+        sender="web:rf-1",
+    )
+    messages, events = run(ActionRedFlag(), state)
+    text = texts(messages)
+    assert "urgent" in text.lower() and "A&E" in text
+    assert has_event(events, event="active_loop", name=None)
+    assert slot_events(events)["red_flag"] is True
+    alerts = repo.unacknowledged_red_flags()
+    assert [a.conversation_id for a in alerts] == ["web:rf-1"]
+    assert "bladder_bowel" in alerts[0].flags
+
+
+def test_when_should_i_worry_lists_warning_signs_without_alerting(repo: Repository) -> None:
+    messages, events = run(ActionRedFlag(), tracker("when should i worry", "report_red_flag"))
+    assert "bladder or bowel control" in texts(messages)
+    assert "red_flag" not in slot_events(events)
+    assert repo.unacknowledged_red_flags() == []
+
+
+def test_clarification_offers_the_two_likeliest_topics_then_hands_over() -> None:
+    ranking = [
+        {"name": "nlu_fallback", "confidence": 0.4},
+        {"name": "ask_prp", "confidence": 0.3},
+        {"name": "greet", "confidence": 0.2},
+        {"name": "ask_injections", "confidence": 0.1},
+    ]
+    messages, events = run(ActionClarify(), tracker("blood jab thing?", "nlu_fallback", ranking=ranking))
+    titles = [b["title"] for b in messages[0]["buttons"]]
+    assert titles == ["PRP injections", "Injections", "Something else"]
+    assert slot_events(events)["clarify_attempts"] == 1.0
+    again, events = run(
+        ActionClarify(), tracker("???", "nlu_fallback", ranking=ranking, slots={"clarify_attempts": 1.0})
+    )
+    assert "someone who can help" in texts(again)
+    assert has_event(events, event="followup", name="action_request_human")
+
+
+def test_feedback_is_stored_with_the_topic(repo: Repository) -> None:
+    state = tracker("yes", "affirm", slots={"offer": "feedback", "last_topic": "prp"}, sender="web:fb")
+    messages, _ = run(ActionHandleYesNo(), state)
+    assert "Thanks" in texts(messages)
+    from sqlalchemy import text as sql
+
+    with repo.database.session_scope() as session:
+        rows = session.execute(sql("SELECT topic, helpful FROM answer_feedback")).all()
+    assert [tuple(r) for r in rows] == [("prp", True)]
+
+
+def test_yes_to_a_booking_offer_starts_the_booking_form() -> None:
+    _, events = run(ActionHandleYesNo(), tracker("yes please", "affirm", slots={"offer": "booking"}))
+    assert has_event(events, event="followup", name="booking_form")
+
+
+def test_session_start_loads_the_profile_into_slots() -> None:
+    _, events = run(ActionSessionStart(), tracker())
+    slots = slot_events(events)
+    assert slots["doctor"] == "Dr Yong Ren"
+    assert slots["emergency_text"] == "call your local emergency number"

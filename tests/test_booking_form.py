@@ -1,0 +1,159 @@
+"""Booking form actions: re-asks, corrections, consent, summary, idempotent submission."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.booking import ActionAskBookingConfirmed, ActionCancelForm, ActionSubmitBooking, ValidateBookingForm
+from bot.storage.migrate import upgrade
+from bot.storage.repository import Repository
+from tests.actions_helpers import DOMAIN, has_event, run, slot_events, texts, tracker
+
+FILLED: Dict[str, Any] = {
+    "contact_consent": True,
+    "consent_at": "2026-11-25T10:00:00+08:00",
+    "full_name": "Tan Wei Ming",
+    "phone": "+6591234567",
+    "email": "none",
+    "pain_area": "knee",
+    "preferred_times": "next tuesday after 5pm",
+    "preferred_times_parsed": "Tuesday 1 December, after 17:00",
+    "symptom_description": "knee hurts on stairs since March",
+    "booking_confirmed": True,
+    "booking_key": "web:patient-1:abc",
+}
+
+
+@pytest.fixture()
+def repo() -> Iterator[Repository]:
+    upgrade()
+    yield Repository()
+
+
+def validate(
+    slot: str, value: Any, text: str = "", intent: str = "inform", asked: str = "", **slots: Any
+) -> tuple[Dict[str, Any], str]:
+    form = ValidateBookingForm()
+    dispatcher = CollectingDispatcher()
+    slots = {"requested_slot": asked or slot, **slots}
+    state = tracker(text or str(value), intent, slots=slots, active_loop="booking_form")
+    result = getattr(form, f"validate_{slot}")(value, dispatcher, state, DOMAIN)
+    return result, texts(dispatcher.messages)
+
+
+def test_no_consent_means_nothing_is_asked_or_stored_and_the_phone_is_given() -> None:
+    result, said = validate("contact_consent", False, "no", "deny")
+    assert result == {"contact_consent": False}
+    assert "won't store" in said and "phoning" in said
+    import asyncio
+
+    required = asyncio.run(
+        ValidateBookingForm().required_slots(
+            ["contact_consent", "full_name"], CollectingDispatcher(),
+            tracker("no", "deny", slots={"contact_consent": False}), DOMAIN,
+        )
+    )
+    assert required == []
+
+
+def test_bad_phone_gets_a_specific_re_ask() -> None:
+    result, said = validate("phone", "12345")
+    assert result == {"phone": None}
+    assert "9123 4567" in said
+
+
+def test_local_phone_is_stored_in_e164() -> None:
+    result, _ = validate("phone", "9123 4567")
+    assert result == {"phone": "+6591234567"}
+
+
+def test_a_correction_while_another_field_is_asked_updates_that_field() -> None:
+    result, said = validate("phone", "9876 5432", "actually my number is 9876 5432", asked="preferred_times")
+    assert result["phone"] == "+6598765432"
+    assert "updated your number to +65 9876 5432" in said
+    times, said_times = validate(
+        "preferred_times", "actually my number is 9876 5432", "actually my number is 9876 5432"
+    )
+    assert times == {"preferred_times": None} and said_times == ""
+
+
+def test_preferred_times_are_echoed_back() -> None:
+    result, said = validate("preferred_times", "next tuesday after 5pm")
+    assert result["preferred_times"] == "next tuesday after 5pm"
+    assert said.startswith("Noted: Tuesday")
+
+
+def test_hostile_description_is_re_asked_not_stored() -> None:
+    result, said = validate("symptom_description", "a\x00" * 10)
+    assert result == {"symptom_description": None} and said
+
+
+def test_summary_shows_every_field_with_confirm_change_cancel() -> None:
+    messages, _ = run(ActionAskBookingConfirmed(), tracker("", slots=FILLED))
+    text = texts(messages)
+    for expected in ["Tan Wei Ming", "+65 9123 4567", "knee", "next tuesday after 5pm", "knee hurts on stairs"]:
+        assert expected in text
+    assert [b["title"] for b in messages[0]["buttons"]] == ["✅ Confirm", "✏️ Change something", "Cancel"]
+
+
+def test_change_phone_from_the_summary_clears_only_that_field() -> None:
+    result, _ = validate("booking_confirmed", "change phone", **FILLED)
+    assert result == {"phone": None, "booking_confirmed": None}
+
+
+def test_confirmed_booking_is_stored_once_with_a_reference(repo: Repository) -> None:
+    state = tracker("/affirm", "affirm", slots=FILLED, sender="web:patient-1")
+    first, events = run(ActionSubmitBooking(), state)
+    reference = slot_events(events)["booking_reference"]
+    assert reference.startswith("BK-") and reference in texts(first)
+    again, events_again = run(ActionSubmitBooking(), state)
+    assert slot_events(events_again)["booking_reference"] == reference
+    booking = repo.get_booking(reference)
+    assert booking is not None
+    assert (booking.full_name, booking.phone_e164, booking.body_part) == ("Tan Wei Ming", "+6591234567", "knee")
+    assert booking.email is None
+    from sqlalchemy import text as sql
+
+    with repo.database.session_scope() as session:
+        assert session.execute(sql("SELECT count(*) FROM booking_requests")).scalar() == 1
+
+
+def test_cancel_leaves_the_form_and_stores_nothing(repo: Repository) -> None:
+    messages, events = run(ActionCancelForm(), tracker("stop", "cancel", slots=FILLED, active_loop="booking_form"))
+    assert "cancelled" in texts(messages) and "nothing was sent" in texts(messages)
+    assert has_event(events, event="active_loop", name=None)
+    assert slot_events(events)["booking_key"] is None
+    from sqlalchemy import text as sql
+
+    with repo.database.session_scope() as session:
+        assert session.execute(sql("SELECT count(*) FROM booking_requests")).scalar() == 0
+
+
+def test_database_down_keeps_the_request_and_tells_the_patient(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/test")  # nothing listens on port 1
+    get_settings.cache_clear()
+    messages, events = run(ActionSubmitBooking(), tracker("/affirm", "affirm", slots=FILLED, sender="web:down"))
+    assert "technical problem" in texts(messages) and "call" in texts(messages)
+    assert "booking_reference" not in slot_events(events)
+    spool = get_settings().data_dir / "spool" / "pending-records.jsonl"
+    assert "Tan Wei Ming" in spool.read_text(encoding="utf-8")
+    # the database is back: the kept request is saved once, on the next store
+    from bot.storage.database import _databases
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'back.db'}")
+    get_settings.cache_clear()
+    _databases.clear()
+    upgrade()
+    from bot.records import flush_spool
+
+    assert flush_spool() == 1
+    assert not spool.exists()
+    with Repository().database.session_scope() as session:
+        from sqlalchemy import text as sql
+
+        assert session.execute(sql("SELECT full_name FROM booking_requests")).scalar() == "Tan Wei Ming"

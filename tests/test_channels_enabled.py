@@ -1,0 +1,26 @@
+"""Default start needs no secrets; setting a channel's variables switches it on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bot.channels.enabled import write_credentials
+
+
+def test_default_start_runs_rest_and_the_widget_only(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    written = yaml.safe_load(write_credentials(tmp_path / "c.yml", env={}).read_text(encoding="utf-8"))
+    assert list(written) == ["rest", "bot.channels.socketio.SocketIOInput"]
+    assert written["bot.channels.socketio.SocketIOInput"]["cors_allowed_origins"] != ["*"]
+    assert "channels on: rest, socketio" in capsys.readouterr().out
+
+
+def test_a_channel_is_on_only_when_all_its_variables_are_set(tmp_path: Path) -> None:
+    env = {"TELEGRAM_TOKEN": "123:abc", "TELEGRAM_BOT_NAME": "clinic_bot",
+           "TELEGRAM_WEBHOOK_URL": "https://example.org/webhooks/telegram/webhook",
+           "TELEGRAM_SECRET_TOKEN": "s3cret-s3cret", "WHATSAPP_ACCESS_TOKEN": "only-one-of-four"}
+    written = yaml.safe_load(write_credentials(tmp_path / "c.yml", env=env).read_text(encoding="utf-8"))
+    assert written["bot.channels.telegram.TelegramInput"]["access_token"] == "${TELEGRAM_TOKEN}"
+    assert "bot.channels.whatsapp.WhatsAppCloudInput" not in written
+    assert "123:abc" not in (tmp_path / "c.yml").read_text(encoding="utf-8")  # secrets stay in the env

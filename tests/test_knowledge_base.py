@@ -1,0 +1,114 @@
+"""The knowledge base: every topic answerable, every button leads somewhere, content traceable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.knowledge_base import KB_PATH, KnowledgeBaseError, load_knowledge_base
+from bot.profile import load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+INTENTS = set(DOMAIN["intents"])
+ARTICLE = (ROOT.parent / "shared" / "source" / "lower-back-and-knee-pain-treatment.txt")
+
+
+@pytest.fixture(scope="module")
+def kb():  # type: ignore[no-untyped-def]
+    return load_knowledge_base(profile=load_profile(production=False))
+
+
+def payload_intent(payload: str) -> str | None:
+    match = re.match(r"^/(\w+)", payload)
+    return match.group(1) if match else None
+
+
+def test_every_topic_intent_has_an_answer_and_every_answer_an_intent(kb) -> None:  # type: ignore[no-untyped-def]
+    topic_intents = {i for i in INTENTS if i.startswith("ask_") and i not in {"ask_capabilities", "ask_side_effects"}}
+    assert {f"ask_{key}" for key in kb.topics} == topic_intents
+
+
+def test_every_answer_is_chat_sized_and_traceable(kb) -> None:  # type: ignore[no-untyped-def]
+    assert kb.version and kb.reviewed
+    for key, topic in kb.topics.items():
+        assert topic.section, key
+        answer = kb.answer(key)
+        assert 1 <= len(answer.bubbles) <= 3, key
+        assert all(0 < len(bubble) <= 420 for bubble in answer.bubbles), key
+        assert "{" not in " ".join(answer.bubbles), f"unfilled placeholder in {key}"
+
+
+def test_every_button_points_to_a_known_intent(kb) -> None:  # type: ignore[no-untyped-def]
+    payloads = [b["payload"] for key in kb.topics for b in kb.answer(key).buttons]
+    for response in DOMAIN["responses"].values():
+        for variant in response:
+            payloads += [b["payload"] for b in variant.get("buttons", []) if b["payload"].startswith("/")]
+    for payload in payloads:
+        assert payload_intent(payload) in INTENTS, payload
+
+
+def test_every_answer_offers_booking(kb) -> None:  # type: ignore[no-untyped-def]
+    for key in kb.topics:
+        assert {"title": "Book a consultation", "payload": "/book_appointment"} in kb.answer(key).buttons
+
+
+def test_body_part_the_patient_named_is_respected(kb) -> None:  # type: ignore[no-untyped-def]
+    back_ha = " ".join(kb.answer("hyaluronic_acid", "lower back").bubbles)
+    assert "knee joint only" in back_ha and "not describe them for the back" in back_ha
+    knee_fusion = " ".join(kb.answer("spinal_fusion", "knee").bubbles)
+    assert "spine, not the knee" in knee_fusion and "knee replacement" in knee_fusion
+    back_replacement = " ".join(kb.answer("knee_replacement", "back").bubbles)
+    assert "not the back" in back_replacement and "spinal fusion" in back_replacement
+    assert "knee" in " ".join(kb.answer("exercise", "knees").bubbles).lower()
+    assert kb.answer("surgery", "knee").variant == "knee"
+    assert kb.answer("surgery").variant is None
+
+
+def test_no_doses_or_diagnoses_in_the_content() -> None:
+    text = KB_PATH.read_text(encoding="utf-8").lower()
+    assert not re.search(r"\d+\s*(mg|ml|mcg|tablets?|times a day)", text)
+    assert not re.search(r"you (have|probably have|may have|might have) (sciatica|arthritis|a slipped disc|stenosis)", text)
+
+
+def test_medical_terms_come_from_the_article(kb) -> None:  # type: ignore[no-untyped-def]
+    article = ARTICLE.read_text(encoding="utf-8").lower()
+    terms = ["nsaids", "acetaminophen", "opioids", "corticosteroid", "hyaluronic acid", "platelet",
+             "spinal stenosis", "degenerative disc disease", "hamstrings", "swimming", "cycling"]
+    content = KB_PATH.read_text(encoding="utf-8").lower()
+    for term in terms:
+        assert term in article and term in content, term
+    for drug in ["ibuprofen", "tramadol", "gabapentin", "naproxen", "celecoxib"]:
+        assert drug not in content, f"{drug} is not in the article"
+
+
+def test_side_effects_are_only_what_the_article_says(kb) -> None:  # type: ignore[no-untyped-def]
+    assert "dependence" in " ".join(kb.side_effects("medication"))
+    assert "does not describe" in " ".join(kb.side_effects("exercise"))
+
+
+def test_symptom_words_point_to_related_topics(kb) -> None:  # type: ignore[no-untyped-def]
+    assert kb.topics_for_symptoms("pain shooting down my leg from my buttock")[0] == "sciatica"
+    assert "posture" in kb.topics_for_symptoms("my back aches after sitting at my desk all day")
+    assert "injury" in kb.topics_for_symptoms("I twisted my knee playing football")
+
+
+def test_wording_changes_need_no_retraining(tmp_path: Path) -> None:
+    data = yaml.safe_load(KB_PATH.read_text(encoding="utf-8"))
+    data["topics"]["prp"]["answer"] = ["Edited by staff: PRP uses your own platelets."]
+    edited = tmp_path / "answers.yml"
+    edited.write_text(yaml.safe_dump(data), encoding="utf-8")
+    kb = load_knowledge_base(edited, profile=load_profile(production=False))
+    assert kb.answer("prp").bubbles == ["Edited by staff: PRP uses your own platelets."]
+
+
+def test_a_dangling_related_topic_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load(KB_PATH.read_text(encoding="utf-8"))
+    data["topics"]["prp"]["related"] = ["acupuncture"]
+    broken = tmp_path / "answers.yml"
+    broken.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="acupuncture"):
+        load_knowledge_base(broken, profile=load_profile(production=False))

@@ -1,0 +1,194 @@
+"""Faults for real: the action server stopped, the database refusing connections, a bad URL.
+
+Nothing is patched: processes are stopped, and the database is reached through a small
+TCP relay on loopback that the test closes (connections refused) and reopens.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import BIN, ROOT, RasaStack, free_port
+
+
+class TcpRelay:
+    """Forwards a loopback port to PostgreSQL; `close()` makes the database unreachable."""
+
+    def __init__(self, target_port: int = 5432, port: Optional[int] = None) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self._server: Optional[socket.socket] = None
+        self._conns: List[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        if self._server:
+            self._server.close()
+            self._server = None
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    conn.close()
+                except OSError:
+                    pass
+            self._conns.clear()
+
+
+def test_action_server_down_still_gets_a_reply_with_the_phone(
+    rasa_stack_factory: Callable[..., RasaStack],
+) -> None:
+    stack = rasa_stack_factory()
+    stack.stop("actions")
+    replies = stack.say("rest:no-actions", "what is sciatica?")
+    text = "\n".join(r.get("text", "") for r in replies)
+    assert "technical problem" in text
+    assert "not configured yet" in text or "+" in text  # the practice phone from the profile
+
+
+def test_wrong_database_url_refuses_to_start(tmp_path: Path, model_path: Path) -> None:
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text("tracker_store:\n  type: bot.tracker_store.ClinicTrackerStore\n", encoding="utf-8")
+    import os
+
+    env = dict(os.environ, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/test",
+               BOT_DATA_DIR=str(tmp_path / "var"))
+    result = subprocess.run(
+        [str(BIN / "rasa"), "run", "-i", "127.0.0.1", "-p", str(free_port()), "--model", str(model_path),
+         "--endpoints", str(endpoints)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode != 0
+    assert "Refusing to start" in result.stdout + result.stderr
+
+
+def test_database_outage_is_alerted_spooled_and_stored_when_back(
+    rasa_stack_factory: Callable[..., RasaStack], postgres_url: str
+) -> None:
+    relay = TcpRelay()
+    relay.open()
+    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+    stack = rasa_stack_factory(database_url=url)
+    who = f"rest:{uuid.uuid4().hex[:8]}"
+    try:
+        assert stack.say(who, "what is sciatica")
+        relay.close()
+        during = stack.say(who, "and what is prp?")
+        assert "platelets" in "\n".join(r.get("text", "") for r in during)
+        time.sleep(1)
+        assert "CONVERSATION STORE DOWN" in stack.log("rasa")
+        spooled = list((stack.data_dir / "spool" / "trackers").glob("*.json"))
+        assert spooled, "the conversation must be kept on disk during the outage"
+        relay.open()
+        after = stack.say(who, "thank you")
+        assert after
+    finally:
+        relay.close()
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        texts = [row[0] for row in conn.execute(
+            sa.text("SELECT data FROM events WHERE sender_id = :s AND type_name = 'user' ORDER BY id"), {"s": who}
+        )]
+    engine.dispose()
+    assert len(texts) == 3, texts
+    assert any("prp" in t for t in texts), "the message sent during the outage was stored once it was back"
+    assert "conversation store is back" in stack.log("rasa")
+
+
+@pytest.mark.parametrize("clock,expected", [
+    ("2026-11-30T10:00:00+08:00", "Someone will reply here"),  # Monday morning, open
+    ("2026-11-29T22:00:00+08:00", "Would you like us to call you back"),  # Sunday night, closed
+])
+def test_handoff_in_and_out_of_opening_hours(
+    rasa_stack_factory: Callable[..., RasaStack], clock: str, expected: str
+) -> None:
+    stack = rasa_stack_factory(extra_env={"CLINIC_CLOCK": clock})
+    who = f"rest:{uuid.uuid4().hex[:8]}"
+    replies = stack.say(who, "can I talk to a person please")
+    assert expected in "\n".join(r.get("text", "") for r in replies)
+    if "call you back" in expected:
+        assert "Is that OK?" in "\n".join(r.get("text", "") for r in stack.say(who, "/affirm"))
+        stack.say(who, "/affirm")
+        stack.say(who, "Sarah Lim")
+        done = stack.say(who, "+65 9876 5432")
+        assert "call you back" in "\n".join(r.get("text", "") for r in done)
+    engine = sa.create_engine(stack.database_url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT within_hours, callback_requested, contact_phone FROM handoff_requests "
+                    "WHERE conversation_id = :c"), {"c": who},
+        ).one()
+    engine.dispose()
+    if "call you back" in expected:
+        assert (bool(row[0]), bool(row[1]), row[2]) == (False, True, "+6598765432")
+    else:
+        assert (bool(row[0]), bool(row[1]), row[2]) == (True, False, None)
+
+
+def test_staff_takeover_silences_the_bot_until_released(rasa_server: RasaStack) -> None:
+    import requests
+
+    who = f"rest:{uuid.uuid4().hex[:8]}"
+    rasa_server.say(who, "hello")
+    events_url = f"{rasa_server.rasa_url}/conversations/{who}/tracker/events"
+    take = [{"event": "slot", "name": "human_takeover", "value": True}]
+    assert requests.post(events_url, json=take, params={"token": rasa_server.token}, timeout=30).ok
+    assert rasa_server.say(who, "what is sciatica") == []
+    # a red flag is still answered during a takeover
+    urgent = rasa_server.say(who, "I can't pee since this morning")
+    assert "A&E" in "\n".join(r.get("text", "") for r in urgent)
+    release = [{"event": "slot", "name": "human_takeover", "value": False}]
+    assert requests.post(events_url, json=release, params={"token": rasa_server.token}, timeout=30).ok
+    assert "sciatic nerve" in "\n".join(r.get("text", "") for r in rasa_server.say(who, "what is sciatica"))
+
+
+def test_http_api_needs_the_token(rasa_server: RasaStack) -> None:
+    import requests
+
+    response = requests.get(f"{rasa_server.rasa_url}/conversations/anyone/tracker", timeout=30)
+    assert response.status_code == 401
+    model_load = requests.put(f"{rasa_server.rasa_url}/model", json={"model_file": "/tmp/x.tar.gz"}, timeout=30)
+    assert model_load.status_code == 401

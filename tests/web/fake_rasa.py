@@ -1,0 +1,116 @@
+"""A real socket.io server for the widget tests, mounted the way `rasa run` mounts channels.
+
+It builds the Sanic app with Rasa's own `configure_app` and our `SocketIOInput` (or Rasa's
+stock channel, to reproduce rasa#13027), but answers with a tiny scripted responder instead
+of a trained model: the widget tests need real sockets, origins and reconnects, not NLU.
+Run as a subprocess so a test can kill it and start it again on the same port.
+
+    python tests/web/fake_rasa.py --port 5055 --origin http://127.0.0.1:8080 [--stock]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.core.channels.socketio import SocketIOInput as StockSocketIOInput
+from rasa.core.run import configure_app
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.channels.socketio import SocketIOInput
+
+HTML_MESSAGE = "<script>alert(1)</script><b>x</b><img src=x onerror=alert(2)>"
+LINKS_MESSAGE = (
+    "Book [online](https://example.org/book) or call [the clinic](tel:+6500000000). "
+    "Not a link: [click me](javascript:alert(3)) or data:text/html,hi"
+)
+MENU = [
+    {"title": "Opening hours", "payload": "/ask_hours"},
+    {"title": "Book a consultation", "payload": "/book"},
+]
+
+
+@dataclass
+class ScriptedAgent:
+    """Stands in for `rasa.core.agent.Agent`: records each turn and answers from a script."""
+
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    async def handle_message(self, message: UserMessage) -> None:
+        """Answer like a bot would, through the real output channel of the message."""
+        self.received.append(
+            {
+                "sender_id": message.sender_id,
+                "text": message.text,
+                "input_channel": message.input_channel,
+                "metadata": message.metadata,
+            }
+        )
+        out, to, text = message.output_channel, message.sender_id, (message.text or "")
+        lowered = text.lower()
+        if "slow" in lowered:
+            await asyncio.sleep(1.5)
+        if text in {"/greet", "hello", "hi"}:
+            await out.send_text_with_buttons(
+                to, "Hello! I'm the clinic's assistant. How can I help?", MENU
+            )
+        elif text == "/ask_hours" or "hours" in lowered:
+            await out.send_text_message(
+                to, "We are open Monday to Friday, 9am to 5pm. Details: https://example.org/hours."
+            )
+        elif text == "/book":
+            await out.send_text_with_buttons(
+                to,
+                "Happy to help you book. Is this your first visit?",
+                [{"title": "Yes, first visit", "payload": "/affirm"},
+                 {"title": "No, follow-up", "payload": "/deny"}],
+            )
+        elif "links" in lowered:
+            await out.send_text_message(to, LINKS_MESSAGE)
+        elif "html" in lowered:
+            await out.send_text_message(to, HTML_MESSAGE)
+        else:
+            await out.send_text_message(to, f"You asked: {text}")
+
+
+def build_app(origins: list[str], stock: bool = False) -> Sanic:
+    """Rasa's app factory with our channel (or Rasa's, to show the defect) and a test route."""
+    channel: InputChannel
+    if stock:
+        channel = StockSocketIOInput(session_persistence=True)
+    else:
+        channel = SocketIOInput(session_persistence=True, cors_allowed_origins=origins)
+    # `--cors <origins>` like bot/run.py: Rasa's sanic-cors must not double socket.io's headers.
+    app = configure_app(
+        input_channels=[channel], cors=origins, enable_api=False, use_uvloop=False
+    )
+    agent = ScriptedAgent()
+    app.ctx.agent = agent
+
+    @app.get("/test/received")
+    async def received(_: Request) -> HTTPResponse:
+        return response.json(agent.received)
+
+    return app
+
+
+def main() -> None:
+    """Parse arguments and serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--origin", action="append", default=[])
+    parser.add_argument("--stock", action="store_true", help="use Rasa's unfixed channel")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    app = build_app(args.origin, stock=args.stock)
+    app.run(host="127.0.0.1", port=args.port, access_log=False, workers=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The chat widget in real headless Chromium, against a real socket.io server.
+
+Each test is a patient-visible promise: answers arrive, quick replies work, history
+survives reloads, bot text can never become markup, it works by keyboard and on a phone,
+other websites cannot use the bot, and nothing typed during an outage is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
+
+if TYPE_CHECKING:
+    from tests.web.conftest import DemoSite, PageEvents, Stack
+
+PHONE: ViewportSize = {"width": 360, "height": 740}
+
+GREETING = "Hello! I'm the clinic's assistant"
+SESSION_JS = (
+    "() => (JSON.parse(localStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl))"
+    " || {}).sessionId"
+)
+
+
+def launcher(page: Page) -> Locator:
+    """The chat bubble button (its name changes with its state)."""
+    return page.locator(".cc-launcher")
+
+
+def open_chat(page: Page, url: str) -> None:
+    """Load a demo page, open the widget and wait for the greeting (sent via initPayload)."""
+    page.goto(url)
+    launcher(page).click()
+    expect(page.locator(".cc-bot").first).to_contain_text(GREETING)
+
+
+def send(page: Page, text: str) -> None:
+    """Type into the composer and press Enter, like a patient."""
+    box = page.get_by_role("textbox", name="Your message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def session_id(page: Page) -> str:
+    """Session id the widget keeps in localStorage."""
+    value = page.evaluate(SESSION_JS)
+    assert isinstance(value, str)
+    return value
+
+
+def test_question_gets_an_answer_under_a_web_sender_id(
+    page: Page, page_events: PageEvents, stack: Stack, artifacts: Path
+) -> None:
+    """A typed question is answered, links are safe, and staff see it as `web:<session_id>`."""
+    open_chat(page, stack.site.url)
+    send(page, "What are your opening hours?")
+    answer = page.locator(".cc-bot").last
+    expect(answer).to_contain_text("We are open Monday to Friday")
+    link = answer.get_by_role("link", name="https://example.org/hours")
+    expect(link).to_have_attribute("href", "https://example.org/hours")
+    expect(link).to_have_attribute("target", "_blank")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    page.screenshot(path=str(artifacts / "widget-desktop-open.png"))
+
+    sid = session_id(page)
+    turns = [t for t in stack.bot.received() if t["text"] == "What are your opening hours?"]
+    assert turns[-1]["sender_id"] == f"web:{sid}"
+    assert turns[-1]["input_channel"] == "socketio"
+    assert not page_events.errors
+
+
+def test_quick_reply_sends_payload_and_shows_title(
+    page: Page, stack: Stack, artifacts: Path
+) -> None:
+    """A quick reply sends its payload to Rasa but shows the patient its title."""
+    open_chat(page, stack.site.url)
+    page.screenshot(path=str(artifacts / "widget-desktop-greeting.png"))
+    page.get_by_role("button", name="Book a consultation").click()
+    expect(page.locator(".cc-user").last).to_contain_text("Book a consultation")
+    expect(page.locator(".cc-bot").last).to_contain_text("Happy to help you book")
+    follow_ups = page.get_by_role("group", name="Suggested replies")
+    expect(follow_ups.get_by_role("button")).to_have_count(2)
+    assert stack.bot.received()[-1]["text"] == "/book"
+    expect(page.get_by_role("button", name="Opening hours")).to_have_count(0)
+
+
+def test_history_survives_reload_and_navigation(page: Page, stack: Stack) -> None:
+    """Reloads and page changes keep the view and the session (and do not greet again)."""
+    open_chat(page, stack.site.url)
+    send(page, "Do you treat knee pain?")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: Do you treat knee pain?")
+    sid = session_id(page)
+
+    page.reload()
+    expect(page.get_by_role("dialog")).to_be_visible()  # stays open across reloads
+    expect(page.locator(".cc-user")).to_contain_text(["Do you treat knee pain?"])
+    assert session_id(page) == sid
+
+    page.get_by_role("link", name="Treatments").click()
+    page.wait_for_url("**/services.html")
+    expect(page.locator(".cc-user")).to_contain_text(["Do you treat knee pain?"])
+    send(page, "And back pain?")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: And back pain?")
+    senders = {t["sender_id"] for t in stack.bot.received() if "pain?" in t["text"]}
+    assert senders == {f"web:{sid}"}
+    greetings = [t for t in stack.bot.received() if t["sender_id"] == f"web:{sid}"
+                 and t["text"] == "/greet"]
+    assert len(greetings) == 1  # reloads do not greet again
+
+
+def test_html_in_bot_text_is_shown_as_text(
+    page: Page, page_events: PageEvents, stack: Stack
+) -> None:
+    """Markup in a bot message is shown literally, live and from stored history."""
+    open_chat(page, stack.site.url)
+    send(page, "show me some html")
+    literal = "<script>alert(1)</script><b>x</b><img src=x onerror=alert(2)>"
+    expect(page.locator(".cc-bot").last).to_contain_text(literal)
+    for _ in range(2):  # live rendering, then rendering from stored history
+        log = page.locator("[role=log]")
+        expect(log.locator("script, b, img")).to_have_count(0)
+        page.wait_for_timeout(300)
+        assert page_events.dialogs == []
+        page.reload()
+        expect(page.locator(".cc-bot").last).to_contain_text(literal)
+
+
+def test_links_are_clickable_only_for_safe_schemes(
+    page: Page, page_events: PageEvents, stack: Stack
+) -> None:
+    """Markdown and bare links work for http(s)/tel/mailto; javascript: stays text."""
+    open_chat(page, stack.site.url)
+    send(page, "any links?")
+    answer = page.locator(".cc-bot").last
+    expect(answer).to_contain_text("[click me](javascript:alert(3))")
+    expect(answer.get_by_role("link", name="online")).to_have_attribute(
+        "href", "https://example.org/book"
+    )
+    expect(answer.get_by_role("link", name="the clinic")).to_have_attribute(
+        "href", "tel:+6500000000"
+    )
+    expect(answer.get_by_role("link")).to_have_count(2)
+    assert page_events.dialogs == []
+
+
+def test_typing_indicator_shows_while_waiting(page: Page, stack: Stack) -> None:
+    """Patients see the assistant is working while a slow answer is on its way."""
+    open_chat(page, stack.site.url)
+    typing = page.locator(".cc-typing")
+    expect(typing).to_be_hidden()
+    send(page, "a slow question")
+    expect(typing).to_be_visible()
+    expect(typing).to_contain_text("The assistant is typing")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: a slow question")
+    expect(typing).to_be_hidden()
+
+
+def test_keyboard_only(page: Page, stack: Stack) -> None:
+    """Tab reaches the launcher, Enter opens and sends, Escape closes back to it."""
+    page.goto(stack.site.url)
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if launcher(page).evaluate("el => el.getRootNode().activeElement === el"):
+            break
+    else:
+        pytest.fail("Tab never reached the chat launcher")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog")).to_be_visible()
+    box = page.get_by_role("textbox", name="Your message")
+    expect(box).to_be_focused()
+    expect(page.locator(".cc-bot").first).to_contain_text(GREETING)
+    page.keyboard.type("Where is the clinic?")
+    page.keyboard.press("Enter")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: Where is the clinic?")
+    expect(box).to_have_value("")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    expect(launcher(page)).to_be_focused()
+    expect(launcher(page)).to_have_attribute("aria-expanded", "false")
+
+
+def test_screen_reader_structure(page: Page, stack: Stack) -> None:
+    """New messages are announced politely, controls have names, the disclaimer is there."""
+    open_chat(page, stack.site.url)
+    log = page.get_by_role("log", name="Conversation")
+    expect(log).to_have_attribute("aria-live", "polite")
+    expect(page.get_by_role("dialog", name="Clinic assistant")).to_be_visible()
+    expect(launcher(page)).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_role("button", name="Send message")).to_be_visible()
+    expect(page.get_by_role("button", name="Close chat").first).to_be_visible()
+    disclaimer = page.locator(".cc-disclaimer")
+    expect(disclaimer).to_contain_text("not medical advice")
+    expect(disclaimer).to_contain_text("In an emergency call 995")
+    expect(log.locator(".cc-bot .cc-sr").first).to_have_text("Assistant: ")
+
+
+def test_start_over_clears_the_view_and_starts_a_new_session(page: Page, stack: Stack) -> None:
+    """Start over empties the view and continues under a new conversation id."""
+    open_chat(page, stack.site.url)
+    send(page, "first conversation")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: first conversation")
+    old = session_id(page)
+    page.get_by_role("button", name="Start over").click()
+    expect(page.locator(".cc-user")).to_have_count(0)
+    expect(page.locator(".cc-bot")).to_have_count(1)
+    expect(page.locator(".cc-bot").first).to_contain_text(GREETING)
+    new = session_id(page)
+    assert new != old
+    send(page, "second conversation")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: second conversation")
+    turn = [t for t in stack.bot.received() if t["text"] == "second conversation"][-1]
+    assert turn["sender_id"] == f"web:{new}"
+
+
+def test_phone_layout_is_full_screen(browser: Browser, stack: Stack, artifacts: Path) -> None:
+    """On a 360 px phone the chat fills the screen with 16 px text and 44 px targets."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(stack.site.url)
+        expect(launcher(page)).to_be_visible()
+        page.screenshot(path=str(artifacts / "widget-phone-closed.png"))
+        open_chat(page, stack.site.url)
+        page.screenshot(path=str(artifacts / "widget-phone-greeting.png"))
+        send(page, "What are your opening hours?")
+        expect(page.locator(".cc-bot").last).to_contain_text("We are open")
+        box = page.get_by_role("dialog").bounding_box()
+        assert box == {"x": 0, "y": 0, "width": PHONE["width"], "height": PHONE["height"]}
+        font = page.get_by_role("textbox", name="Your message").evaluate(
+            "el => getComputedStyle(el).fontSize"
+        )
+        assert font == "16px"  # smaller makes iOS zoom in on focus
+        for button in page.locator(".cc-reply, .cc-send, .cc-close, .cc-restart").all():
+            size = button.bounding_box()
+            assert size is not None and size["height"] >= 44
+        page.screenshot(path=str(artifacts / "widget-phone-open.png"))
+    finally:
+        context.close()
+
+
+def test_desktop_closed_screenshot(page: Page, stack: Stack, artifacts: Path) -> None:
+    """Screenshot of the page with the closed launcher, for reviewing the look."""
+    page.goto(stack.site.url)
+    expect(launcher(page)).to_be_visible()
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(artifacts / "widget-desktop-closed.png"))
+
+
+def test_no_requests_leave_the_two_local_servers(page: Page, stack: Stack) -> None:
+    """No CDN, font or tracker: every request goes to the site or the bot."""
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    open_chat(page, stack.site.url)
+    send(page, "hello")
+    expect(page.locator(".cc-bot").last).to_contain_text(GREETING)
+    allowed = (stack.site.url + "/", stack.bot.url + "/", stack.bot.url.replace("http", "ws"))
+    assert urls and all(url.startswith(allowed) for url in urls), urls
+
+
+def test_page_from_a_disallowed_origin_cannot_chat(
+    page: Page, stack: Stack, make_site: Callable[[str], DemoSite]
+) -> None:
+    """A site not in the allowed origins gets no conversation with the bot."""
+    other = make_site(stack.bot.url)  # same bot, but served from a port it does not allow
+    before = len(stack.bot.received())
+    page.goto(other.url)
+    launcher(page).click()
+    send(page, "can I talk from here?")
+    expect(page.locator(".cc-status")).to_contain_text("Can’t reach", timeout=20_000)
+    expect(page.locator(".cc-bot")).to_have_count(0)
+    assert len(stack.bot.received()) == before
+
+
+def test_reconnects_and_delivers_what_was_typed_offline(
+    page: Page, make_stack: Callable[..., Stack]
+) -> None:
+    """A message typed while the server is down is sent, once, after it comes back."""
+    own = make_stack()  # this test stops its server; keep the shared one running
+    open_chat(page, own.site.url)
+    sid = session_id(page)
+    status = page.locator(".cc-status")
+
+    own.bot.stop()
+    expect(status).to_contain_text("Reconnecting", timeout=15_000)
+    send(page, "typed while offline")
+    expect(page.locator(".cc-user").last).to_contain_text("typed while offline")
+    expect(status).to_contain_text("will be sent")
+    own.bot.start()  # a new process: it only knows what it received since
+    expect(page.locator(".cc-bot").last).to_contain_text(
+        "You asked: typed while offline", timeout=30_000
+    )
+    expect(status).not_to_contain_text("Reconnecting")
+    send(page, "and after reconnecting")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: and after reconnecting")
+    texts = [t["text"] for t in own.bot.received()]
+    assert texts == ["typed while offline", "and after reconnecting"]
+
+    own.bot.stop()  # offline again, and this time the patient moves to another page
+    expect(status).to_contain_text("Reconnecting", timeout=15_000)
+    send(page, "typed before navigating")
+    page.get_by_role("link", name="Treatments").click()
+    page.wait_for_url("**/services.html")
+    expect(page.locator(".cc-user").last).to_contain_text("typed before navigating")
+    own.bot.start()
+    expect(page.locator(".cc-bot").last).to_contain_text(
+        "You asked: typed before navigating", timeout=30_000
+    )
+    received = own.bot.received()
+    assert [t["text"] for t in received] == ["typed before navigating"]
+    assert {t["sender_id"] for t in received} == {f"web:{sid}"}
+    assert session_id(page) == sid
