@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Dict, List, Optional, Text
+from abc import ABC, abstractmethod
+from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
@@ -26,7 +27,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import conversation_id, latest_intent
 from bot.clock import now
 from bot.profile import get_profile
-from bot.records import SPOOLED, save_booking
+from bot.records import save_booking
 from bot.storage.repository import ValidationError
 from bot.validation import (
     TIME_OPTIONS,
@@ -53,11 +54,11 @@ BOOKING_DETAIL_SLOTS = (
 # Words in a reply to the summary that say which field to change.
 FIELD_WORDS = {
     "full_name": ("name",),
-    "phone": ("phone", "number", "mobile", "contact"),
-    "email": ("email", "e-mail", "mail"),
-    "pain_area": ("area", "back", "knee", "where", "body", "hurt"),
-    "preferred_times": ("time", "day", "date", "when", "slot", "appointment time"),
-    "symptom_description": ("description", "problem", "symptom", "describe", "detail"),
+    "phone": ("phone", "number", "mobile"),
+    "email": ("email", "e-mail"),
+    "pain_area": ("area",),
+    "preferred_times": ("time", "times", "day", "date"),
+    "symptom_description": ("description", "problem", "symptoms"),
 }
 CORRECTION = re.compile(
     r"\b(?:actually|sorry|correction|wrong|change)\b.*?\b(?:my\s+)?(name|number|phone|mobile|email)\b"
@@ -73,7 +74,7 @@ def _text(tracker: Tracker) -> str:
 def _corrects_other(tracker: Tracker, slot: str) -> bool:
     """The message corrects a different field than `slot` (so don't read it as `slot`)."""
     correction = _correction(tracker)
-    return bool(correction) and slot not in correction
+    return correction is not None and slot not in correction
 
 
 def _correction(tracker: Tracker) -> Optional[Dict[str, str]]:
@@ -86,33 +87,32 @@ def _correction(tracker: Tracker) -> Optional[Dict[str, str]]:
     return {slot: match.group("value").strip()}
 
 
-class ContactFormValidation(FormValidationAction):
+class ContactFormValidation(FormValidationAction, ABC):
     """Validation shared by the booking and call-back forms (consent, name, phone).
 
-    Subclasses set `form_name`; the `validate_<slot>` methods below are picked up by
-    rasa-sdk for every slot the form requests, and `extract_*` lets a correction of an
-    earlier answer ("actually my number is ...") arrive while another slot is asked.
+    Subclasses define `name()` (`validate_<form>`); the `validate_<slot>` methods below are
+    picked up by rasa-sdk for every slot the form requests, and `extract_*` lets a
+    correction of an earlier answer ("actually my number is ...") arrive while another
+    slot is asked. This base is abstract, so rasa-sdk does not register it as an action.
     """
 
-    form_name = ""
-
-    def name(self) -> Text:
-        """`validate_<form>` as Rasa expects."""
-        return f"validate_{self.form_name}"
+    @abstractmethod
+    def name(self) -> str:
+        """`validate_<form>`, defined by each form."""
 
     async def required_slots(
         self,
-        domain_slots: List[Text],
+        domain_slots: List[str],
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
         domain: DomainDict,
-    ) -> List[Text]:
+    ) -> List[str]:
         """No consent: nothing else is asked (and nothing will be stored)."""
         if tracker.get_slot("contact_consent") is False:
             return []
         return domain_slots
 
-    async def _extract_correction(self, slot: str, tracker: Tracker) -> Dict[Text, Any]:
+    async def _extract_correction(self, slot: str, tracker: Tracker) -> Dict[str, Any]:
         if tracker.get_slot("requested_slot") in {slot, None}:
             return {}
         correction = _correction(tracker)
@@ -120,19 +120,19 @@ class ContactFormValidation(FormValidationAction):
 
     async def extract_full_name(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """Pick up "actually my name is ..." while another field is being asked."""
         return await self._extract_correction("full_name", tracker)
 
     async def extract_phone(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """Pick up "actually my number is ..." while another field is being asked."""
         return await self._extract_correction("phone", tracker)
 
     def validate_contact_consent(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """Yes: remember when consent was given. No: say how to book by phone instead."""
         if value is True:
             return {"contact_consent": True, "consent_at": now().isoformat()}
@@ -147,22 +147,25 @@ class ContactFormValidation(FormValidationAction):
 
     def validate_full_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """A plausible full name."""
         if _corrects_other(tracker, "full_name"):
-            return {"full_name": tracker.get_slot("full_name")}
+            return {"full_name": None}  # that message corrected another field: ask this again
         try:
-            return {"full_name": clean_name(value)}
+            name = clean_name(value)
         except Invalid as exc:
             dispatcher.utter_message(text=str(exc))
             return {"full_name": None}
+        if tracker.get_slot("requested_slot") != "full_name":
+            dispatcher.utter_message(text=f"Thanks, I've updated your name to {name}.")
+        return {"full_name": name}
 
     def validate_phone(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """A valid number, stored in E.164 and read back to the patient."""
         if _corrects_other(tracker, "phone"):
-            return {"phone": tracker.get_slot("phone")}
+            return {"phone": None}  # that message corrected another field: ask this again
         try:
             e164 = clean_phone(value, get_profile().country)
         except Invalid as exc:
@@ -176,13 +179,17 @@ class ContactFormValidation(FormValidationAction):
 class ValidateCallbackForm(ContactFormValidation):
     """Call-back form: consent, name and phone only."""
 
-    form_name = "callback_form"
+    def name(self) -> str:
+        """Validation action of `callback_form`."""
+        return "validate_callback_form"
 
 
 class ValidateBookingForm(ContactFormValidation):
     """Booking form: contact details, then what the clinic needs to arrange a visit."""
 
-    form_name = "booking_form"
+    def name(self) -> str:
+        """Validation action of `booking_form`."""
+        return "validate_booking_form"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -196,10 +203,10 @@ class ValidateBookingForm(ContactFormValidation):
 
     def validate_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """An email address, or skipped."""
         if _corrects_other(tracker, "email"):
-            return {"email": tracker.get_slot("email")}
+            return {"email": None}  # that message corrected another field: ask this again
         try:
             email = clean_email(value)
         except Invalid as exc:
@@ -209,10 +216,10 @@ class ValidateBookingForm(ContactFormValidation):
 
     def validate_pain_area(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """Lower back, knee or both."""
         if _corrects_other(tracker, "pain_area"):
-            return {"pain_area": tracker.get_slot("pain_area")}
+            return {"pain_area": None}  # that message corrected another field: ask this again
         try:
             return {"pain_area": clean_pain_area(value)}
         except Invalid as exc:
@@ -221,10 +228,10 @@ class ValidateBookingForm(ContactFormValidation):
 
     def validate_preferred_times(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """Keep the patient's words; echo the day/time understood from them."""
         if _corrects_other(tracker, "preferred_times"):
-            return {"preferred_times": tracker.get_slot("preferred_times")}
+            return {"preferred_times": None}  # that message corrected another field: ask this again
         profile = get_profile()
         try:
             times = parse_preferred_times(value, now(), profile.timezone)
@@ -237,10 +244,10 @@ class ValidateBookingForm(ContactFormValidation):
 
     def validate_symptom_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """A sentence or two in the patient's words."""
         if _corrects_other(tracker, "symptom_description"):
-            return {"symptom_description": tracker.get_slot("symptom_description")}
+            return {"symptom_description": None}  # that message corrected another field: ask this again
         try:
             return {"symptom_description": clean_description(value)}
         except Invalid as exc:
@@ -249,7 +256,7 @@ class ValidateBookingForm(ContactFormValidation):
 
     def validate_booking_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         """Confirm, or name the field to change (it is then asked again)."""
         if _correction(tracker):
             return {"booking_confirmed": None}  # the summary is shown again, corrected
@@ -258,7 +265,7 @@ class ValidateBookingForm(ContactFormValidation):
         if intent == "affirm" or text.strip(" !.") in {"confirm", "yes", "ok", "correct"}:
             return {"booking_confirmed": True}
         for slot, words in FIELD_WORDS.items():
-            if any(re.search(rf"\b{re.escape(w)}", text) for w in words):
+            if any(re.search(rf"\b{re.escape(w)}\b", text) for w in words):
                 extra = {"preferred_times_parsed": None} if slot == "preferred_times" else {}
                 return {slot: None, "booking_confirmed": None, **extra}
         dispatcher.utter_message(
@@ -295,7 +302,7 @@ def booking_summary(tracker: Tracker) -> str:
 class ActionAskBookingConfirmed(Action):
     """The summary, with confirm / change / cancel."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         """Rasa asks for `booking_confirmed` through this action."""
         return "action_ask_booking_confirmed"
 
@@ -317,7 +324,7 @@ class ActionAskBookingConfirmed(Action):
 class ActionAskPreferredTimes(Action):
     """Quick replies for common preferences; free text works too."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         """Rasa asks for `preferred_times` through this action."""
         return "action_ask_preferred_times"
 
@@ -335,7 +342,7 @@ class ActionAskPreferredTimes(Action):
 class ActionSubmitBooking(Action):
     """Store the confirmed request once, and give the patient its reference."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         """Runs when the booking form completes."""
         return "action_submit_booking"
 
@@ -368,7 +375,7 @@ class ActionSubmitBooking(Action):
                 f"Please call {profile.phone_text()} to book."
             )
             return _reset()
-        if saved == SPOOLED:
+        if isinstance(saved, str):  # SPOOLED: kept on disk until the database is back
             dispatcher.utter_message(
                 text="I'm sorry, I couldn't send your request just now because of a technical "
                 "problem. I've kept it and it will reach the clinic as soon as the system is back, "
@@ -391,7 +398,7 @@ class ActionSubmitBooking(Action):
 class ActionCancelForm(Action):
     """"stop"/"cancel": leave the form; nothing is stored."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         """Used by the cancel rules."""
         return "action_cancel_form"
 

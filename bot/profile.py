@@ -108,7 +108,7 @@ class PracticeProfile:
         """Whether `when` (timezone-aware) falls within opening hours."""
         local = when.astimezone(self.tz)
         span = self.hours.get(DAYS[local.weekday()])
-        return bool(span) and span[0] <= local.time() < span[1]
+        return span is not None and span[0] <= local.time() < span[1]
 
     def next_opening(self, when: datetime) -> Optional[datetime]:
         """The next time the practice opens after `when` (None if never open)."""

@@ -29,7 +29,7 @@ from bot.storage.repository import (
 
 logger = logging.getLogger(__name__)
 _spool_lock = threading.Lock()
-_background: Set["asyncio.Task[Any]"] = set()
+_background: Set[asyncio.Task[Any]] = set()
 
 SPOOLED = "spooled"
 

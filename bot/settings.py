@@ -62,7 +62,7 @@ class Settings:
         return self.env == "production"
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> Settings:
         """Read settings from `env` (defaults to `os.environ`) and check them."""
         env = os.environ if env is None else env
         data_dir = Path(_get(env, "BOT_DATA_DIR") or DEFAULT_DATA_DIR)

@@ -52,7 +52,8 @@ def check_reachable(url: str, attempts: int = CONNECT_ATTEMPTS) -> None:
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite") and parsed.database:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"connect_timeout": 5} if parsed.drivername.startswith("postgresql") else {})
+    postgres = parsed.drivername.startswith("postgresql")
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 5} if postgres else {})
     last: Optional[Exception] = None
     try:
         for attempt in range(attempts):

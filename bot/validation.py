@@ -20,10 +20,21 @@ MAX_NAME = 100
 MAX_TIMES = 200
 MAX_DESCRIPTION = 1000
 MIN_DESCRIPTION = 3
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 SKIP_WORDS = {"skip", "no", "none", "no email", "nope", "n/a", "na", "-", "don't have one", "dont have"}
-NAME_PREFIX = re.compile(r"^(?:(?:actually|sorry|oh)[, ]+)?(?:my name is|my name's|name is|name's|i am|i'm|im|it's|it is|this is|call me)\s+", re.I)
-PHONE_PREFIX = re.compile(r"^(?:(?:actually|sorry|oh)[, ]+)?(?:my )?(?:mobile|phone|cell|handphone|hp|number|contact)(?: number)?(?: is|:)?\s*", re.I)
+NAME_PREFIX = re.compile(
+    r"^(?:(?:actually|sorry|oh)[, ]+)?"
+    r"(?:my name is|my name's|name is|name's|i am|i'm|im|it's|it is|this is|call me)\s+",
+    re.I,
+)
+PHONE_PREFIX = re.compile(
+    r"^(?:(?:actually|sorry|oh)[, ]+)?(?:my )?(?:mobile|phone|cell|handphone|hp|number|contact)"
+    r"(?: number)?(?: is|:)?\s*",
+    re.I,
+)
 BODY_PARTS = {
     "lower back": {"back", "lower back", "my back", "lower-back", "spine", "lumbar", "backache", "back pain"},
     "knee": {"knee", "knees", "my knee", "my knees", "knee pain", "left knee", "right knee"},
@@ -57,7 +68,9 @@ def clean_name(text: object) -> str:
     if _has_markup(value) or not value:
         raise Invalid("Please type just your full name, for example: Tan Wei Ming.")
     if not all(c.isalpha() or c in " -'.’" or unicodedata.category(c) == "Mn" for c in value):
-        raise Invalid("A name should only have letters, spaces, hyphens or apostrophes. What is your full name?")
+        raise Invalid(
+            "A name should only have letters, spaces, hyphens or apostrophes. What is your full name?"
+        )
     if sum(c.isalpha() for c in value) < 2:
         raise Invalid("That seems too short for a full name. What is your full name?")
     return re.sub(r"\s+", " ", value)
@@ -70,7 +83,8 @@ def clean_phone(text: object, region: str) -> str:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
         raise Invalid(
-            "That doesn't look like a phone number. Please type your mobile number, for example 9123 4567 or +65 9123 4567."
+            "That doesn't look like a phone number. "
+            "Please type your mobile number, for example 9123 4567 or +65 9123 4567."
         ) from exc
     if not phonenumbers.is_valid_number(number):
         raise Invalid(

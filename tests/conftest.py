@@ -199,10 +199,11 @@ def start_stack(
             if status.ok and status.json().get("model_file"):
                 break
             time.sleep(1)
-    except Exception:
+    except Exception as exc:
         for name in stack.procs:
             stack.stop(name)
-        raise RuntimeError("stack did not start:\n" + stack.log("rasa")[-3000:] + stack.log("actions")[-2000:])
+        output = stack.log("rasa")[-3000:] + stack.log("actions")[-2000:]
+        raise RuntimeError("stack did not start:\n" + output) from exc
     return stack
 
 

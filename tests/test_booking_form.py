@@ -7,7 +7,12 @@ from typing import Any, Dict, Iterator
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.booking import ActionAskBookingConfirmed, ActionCancelForm, ActionSubmitBooking, ValidateBookingForm
+from actions.booking import (
+    ActionAskBookingConfirmed,
+    ActionCancelForm,
+    ActionSubmitBooking,
+    ValidateBookingForm,
+)
 from bot.storage.migrate import upgrade
 from bot.storage.repository import Repository
 from tests.actions_helpers import DOMAIN, has_event, run, slot_events, texts, tracker

@@ -28,6 +28,7 @@ from rasa.core.channels.channel import (
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncServer
 
 from bot.settings import get_settings
@@ -40,7 +41,6 @@ SENDER_PREFIX = "web:"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RECENT_IDS_KEPT = 10_000
-_SANIC_CORS_EVALUATED = "_sanic_cors_e"  # sanic_cors.core.SANIC_CORS_EVALUATED (2.0.1)
 
 
 class OriginConfigError(ValueError):
@@ -80,7 +80,7 @@ class SocketBlueprint(rasa_socketio.SocketBlueprint):
 
         async def socketio_owns_cors(request: Request) -> None:
             if request.path == prefix or request.path.startswith(prefix + "/"):
-                setattr(request.ctx, _SANIC_CORS_EVALUATED, "1")
+                setattr(request.ctx, SANIC_CORS_EVALUATED, "1")
 
         app.register_middleware(socketio_owns_cors, "request")
         super().register(app, options)

@@ -33,6 +33,6 @@ class LemmaTokenizer(WhitespaceTokenizer):
         doc = Doc(nlp.vocab, words=[t.text.lower() for t in tokens])
         for _, component in nlp.pipeline:
             doc = component(doc)
-        for token, word in zip(tokens, doc):
+        for token, word in zip(tokens, doc, strict=True):
             token.lemma = word.lemma_.lower() or token.text.lower()
         return tokens

@@ -41,7 +41,7 @@ class RedFlagClassifier(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "RedFlagClassifier":
+    ) -> RedFlagClassifier:
         """Create the component (nothing to train)."""
         return cls()
 

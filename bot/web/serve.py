@@ -159,9 +159,9 @@ def main(argv: list[str] | None = None) -> None:
         "--rasa-url", default=None, help="Rasa server the widget connects to (RASA_URL)"
     )
     args = parser.parse_args(argv)
-    server = make_server(args.host, args.port, args.rasa_url)
-    print(f"Demo site on http://{args.host}:{args.port}/ (widget talks to "
-          f"{server.RequestHandlerClass.rasa_url}); Ctrl+C stops.")  # type: ignore[attr-defined]
+    rasa_url = args.rasa_url or get_settings().rasa_url
+    server = make_server(args.host, args.port, rasa_url)
+    print(f"Demo site on http://{args.host}:{args.port}/ (widget talks to {rasa_url}); Ctrl+C stops.")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -157,12 +157,18 @@ def make_stack() -> Iterator[Callable[..., Stack]]:
 
 
 @pytest.fixture
-def make_site() -> Iterator[Callable[[str], DemoSite]]:
+def site_port() -> int:
+    """A free port for a demo site, known before the bot that must allow its origin."""
+    return free_port()
+
+
+@pytest.fixture
+def make_site() -> Iterator[Callable[..., DemoSite]]:
     """Factory for extra demo sites (e.g. on an origin the bot does not allow)."""
     sites: list[DemoSite] = []
 
-    def make(rasa_url: str) -> DemoSite:
-        sites.append(DemoSite(rasa_url))
+    def make(rasa_url: str, port: int | None = None) -> DemoSite:
+        sites.append(DemoSite(rasa_url, port=port or free_port()))
         return sites[-1]
 
     yield make

@@ -71,6 +71,9 @@ class ScriptedAgent:
                 [{"title": "Yes, first visit", "payload": "/affirm"},
                  {"title": "No, follow-up", "payload": "/deny"}],
             )
+        elif "long" in lowered:
+            lines = "\n".join(f"• Point {n}: some general information." for n in range(1, 25))
+            await out.send_text_message(to, f"Start of a long answer.\n{lines}")
         elif "links" in lowered:
             await out.send_text_message(to, LINKS_MESSAGE)
         elif "html" in lowered:

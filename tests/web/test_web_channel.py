@@ -123,6 +123,8 @@ def test_disallowed_origin_is_refused_by_the_socketio_server(stack: Stack) -> No
     assert "Access-Control-Allow-Origin" not in bad.headers
     good = requests.get(handshake, headers={"Origin": stack.site.url}, timeout=5)
     assert good.status_code == 200
+    # Exactly one header, even though the server runs with Rasa's `--cors` (sanic-cors):
+    # requests would join a doubled header as "origin, origin", which browsers reject.
     assert good.headers["Access-Control-Allow-Origin"] == stack.site.url
     with pytest.raises(socketio.exceptions.ConnectionError):
         socketio.Client(reconnection=False).connect(

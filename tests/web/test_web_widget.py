@@ -147,7 +147,20 @@ def test_links_are_clickable_only_for_safe_schemes(
     assert page_events.dialogs == []
 
 
-def test_typing_indicator_shows_while_waiting(page: Page, stack: Stack) -> None:
+def test_long_answer_is_shown_from_its_start(page: Page, stack: Stack) -> None:
+    """An answer taller than the panel is scrolled to its first line, not its last."""
+    open_chat(page, stack.site.url)
+    send(page, "give me a long answer")
+    answer = page.locator(".cc-bot").last
+    expect(answer).to_contain_text("Point 24")
+    page.wait_for_timeout(200)
+    scroller, bubble = page.locator(".cc-scroll"), answer.locator(".cc-bubble")
+    view, top = scroller.bounding_box(), bubble.bounding_box()
+    assert view is not None and top is not None
+    assert view["y"] <= top["y"] < view["y"] + 60  # the answer's first line is in view
+
+
+def test_typing_indicator_shows_while_waiting(page: Page, stack: Stack, artifacts: Path) -> None:
     """Patients see the assistant is working while a slow answer is on its way."""
     open_chat(page, stack.site.url)
     typing = page.locator(".cc-typing")
@@ -155,6 +168,7 @@ def test_typing_indicator_shows_while_waiting(page: Page, stack: Stack) -> None:
     send(page, "a slow question")
     expect(typing).to_be_visible()
     expect(typing).to_contain_text("The assistant is typing")
+    page.screenshot(path=str(artifacts / "widget-desktop-typing.png"))
     expect(page.locator(".cc-bot").last).to_contain_text("You asked: a slow question")
     expect(typing).to_be_hidden()
 
@@ -223,6 +237,7 @@ def test_phone_layout_is_full_screen(browser: Browser, stack: Stack, artifacts: 
     try:
         page.goto(stack.site.url)
         expect(launcher(page)).to_be_visible()
+        page.wait_for_timeout(300)  # first paint settles
         page.screenshot(path=str(artifacts / "widget-phone-closed.png"))
         open_chat(page, stack.site.url)
         page.screenshot(path=str(artifacts / "widget-phone-greeting.png"))
@@ -262,7 +277,7 @@ def test_no_requests_leave_the_two_local_servers(page: Page, stack: Stack) -> No
 
 
 def test_page_from_a_disallowed_origin_cannot_chat(
-    page: Page, stack: Stack, make_site: Callable[[str], DemoSite]
+    page: Page, stack: Stack, make_site: Callable[..., DemoSite]
 ) -> None:
     """A site not in the allowed origins gets no conversation with the bot."""
     other = make_site(stack.bot.url)  # same bot, but served from a port it does not allow

@@ -153,6 +153,12 @@
     }
     node.append(text.slice(last));
   };
+  // Follow the conversation, but when the bot's answer is taller than the view, show its start.
+  let turnStart = null;
+  const scrollDown = () => {
+    const bottom = scroller.scrollHeight - scroller.clientHeight;
+    scroller.scrollTop = turnStart ? Math.min(bottom, turnStart.offsetTop - 12) : bottom;
+  };
   const clearReplies = () => log.querySelectorAll(".cc-replies").forEach((n) => n.remove());
   const render = (msg, isLast) => {
     const row = el("div", { class: "cc-msg cc-" + msg.from });
@@ -163,6 +169,7 @@
     else richText(bubble, String(msg.text || ""));
     row.append(bubble);
     log.append(row);
+    if (msg.from !== "bot") turnStart = null; else if (!turnStart) turnStart = row;
     if (isLast && msg.buttons && msg.buttons.length) {
       const group = el("div", { class: "cc-replies", role: "group", "aria-label": "Suggested replies" });
       for (const b of msg.buttons) {
@@ -172,7 +179,7 @@
       }
       log.append(group);
     }
-    scroller.scrollTop = scroller.scrollHeight;
+    scrollDown();
   };
   const add = (msg) => {
     clearReplies();
@@ -197,7 +204,7 @@
     typing.hidden = !on;
     clearTimeout(typingTimer);
     if (on) typingTimer = setTimeout(() => { typing.hidden = true; }, 20000);
-    scroller.scrollTop = scroller.scrollHeight;
+    scrollDown();
   };
   const offline = () => {
     ready = false;
@@ -294,7 +301,7 @@
       badge.hidden = true;
       if (!view.history.length && opt.greeting) add({ from: "bot", text: opt.greeting });
       connect();
-      scroller.scrollTop = scroller.scrollHeight;
+      scrollDown();
       if (moveFocus) input.focus();
     } else if (moveFocus) {
       launcher.focus();
@@ -305,6 +312,7 @@
     view = { history: [], queue: [] };
     save();
     log.textContent = "";
+    turnStart = null;
     showTyping(false);
     if (opt.greeting) add({ from: "bot", text: opt.greeting });
     if (socket && socket.connected) {
