@@ -44,6 +44,7 @@ shell: migrate train
 	trap "kill $$pid" EXIT; sleep 8; $(BIN)/rasa shell --model models/clinic.tar.gz
 
 validate: install
+	$(BIN)/python -m bot.check
 	$(BIN)/rasa data validate
 
 # The whole test suite (trains the model once if needed).

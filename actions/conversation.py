@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import BOOK_BUTTON, HUMAN_BUTTON, conversation_id, latest_intent
+from actions.common import conversation_id, latest_intent
 from bot.records import save_feedback
 
 
@@ -30,14 +30,10 @@ class ActionHandleYesNo(Action):
         offer = tracker.get_slot("offer")
         cleared = SlotSet("offer", None)
         if offer == "feedback" and tracker.get_slot("last_topic"):
-            await save_feedback(conversation_id(tracker), tracker.get_slot("last_topic"), yes)
-            if yes:
-                dispatcher.utter_message(text="Thanks for letting us know! Anything else you'd like to ask?")
-            else:
-                dispatcher.utter_message(
-                    text="Sorry that didn't help. Try asking in other words, or talk to our staff.",
-                    buttons=[HUMAN_BUTTON, BOOK_BUTTON],
-                )
+            if not yes:  # rated unhelpful: ask what was missing (optional), then store
+                return [cleared, FollowupAction("feedback_form")]
+            await save_feedback(conversation_id(tracker), tracker.get_slot("last_topic"), True)
+            dispatcher.utter_message(text="Thanks for letting us know! Anything else you'd like to ask?")
             return [cleared]
         if offer in {"booking", "callback"} and yes:
             target = "booking_form" if offer == "booking" else "callback_form"

@@ -68,6 +68,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     from bot.channels.enabled import write_credentials
+    from bot.check import main as check
+
+    if check() != 0:
+        return 1
 
     credentials = write_credentials(settings.data_dir / "credentials.yml")
     env = dict(os.environ, SANIC_HOST="127.0.0.1")  # the action server has no auth: local only

@@ -182,3 +182,9 @@ def clean_description(text: object) -> str:
     if len(value) < MIN_DESCRIPTION:
         raise Invalid("Could you tell me a little more, in a sentence or two?")
     return value
+
+
+def clean_comment(text: str, limit: int = 500) -> str:
+    """An optional free-text comment: control characters dropped, cut to `limit`."""
+    kept = "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c) != "Cc" or c == "\n")
+    return kept.strip()[:limit]

@@ -148,3 +148,40 @@ def test_session_start_loads_the_profile_into_slots() -> None:
     slots = slot_events(events)
     assert slots["doctor"] == "Dr Yong Ren"
     assert slots["emergency_text"] == "call your local emergency number"
+
+
+def test_thumbs_down_asks_what_was_missing_and_stores_the_comment(repo: Repository) -> None:
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.feedback import ActionSaveFeedback, ValidateFeedbackForm
+    from tests.actions_helpers import DOMAIN
+
+    _, events = run(ActionHandleYesNo(), tracker("no", "deny", slots={"offer": "feedback", "last_topic": "prp"}))
+    assert has_event(events, event="followup", name="feedback_form")
+    form = ValidateFeedbackForm()
+    comment = form.validate_feedback_comment(
+        "wanted the cost\x00 of prp", CollectingDispatcher(), tracker("wanted the cost of prp", "inform"), DOMAIN
+    )
+    assert comment == {"feedback_comment": "wanted the cost of prp"}
+    saved, _ = run(ActionSaveFeedback(), tracker("", slots={"last_topic": "prp", **comment}, sender="web:fb2"))
+    assert "Thank you" in texts(saved)
+    from sqlalchemy import text as sql
+
+    with repo.database.session_scope() as session:
+        rows = session.execute(sql("SELECT topic, helpful, comment FROM answer_feedback")).all()
+    assert [tuple(r) for r in rows] == [("prp", False, "wanted the cost of prp")]
+
+
+def test_a_new_question_instead_of_a_comment_is_answered_not_stored_as_comment() -> None:
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.feedback import ActionSaveFeedback, ValidateFeedbackForm
+    from tests.actions_helpers import DOMAIN
+
+    state = tracker("what is spinal fusion", "ask_spinal_fusion", slots={"last_topic": "prp"})
+    form = ValidateFeedbackForm()
+    result = form.validate_feedback_comment("what is spinal fusion", CollectingDispatcher(), state, DOMAIN)
+    assert result == {"feedback_comment": "-"}
+    _, events = run(ActionSaveFeedback(), tracker("what is spinal fusion", "ask_spinal_fusion",
+                                                  slots={"last_topic": "prp", **result}))
+    assert has_event(events, event="followup", name="action_answer_topic")

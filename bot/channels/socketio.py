@@ -70,8 +70,8 @@ class SocketBlueprint(rasa_socketio.SocketBlueprint):
 
     With `rasa run --cors ...`, Rasa's sanic-cors adds a second Access-Control-Allow-Origin
     header to engine.io's polling responses; browsers reject a doubled header, so the
-    widget never connects. Marking those requests as already handled makes sanic-cors skip
-    them (its own documented per-request flag); the origin check stays with socket.io.
+    widget never connects. Setting sanic-cors's own "already evaluated" request flag
+    (`SANIC_CORS_EVALUATED`) makes it skip them; the origin check stays with socket.io.
     """
 
     def register(self, app: Sanic, options: dict[str, Any]) -> None:

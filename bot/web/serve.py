@@ -64,10 +64,27 @@ def route(url: str) -> Path | None:
     return resolve(DEMO_DIR, path)
 
 
+def _js_string(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\x3c")
+
+
 def render_page(template: str, rasa_url: str) -> str:
-    """Fill the Rasa URL into a demo page, escaped for a JS string inside HTML."""
-    safe = rasa_url.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\x3c")
-    return template.replace(RASA_URL_MARKER, safe)
+    """Fill the Rasa URL and the practice's details (from the profile) into a demo page.
+
+    Values are escaped for a JS string inside HTML. An emergency number that is still a
+    placeholder is left empty, so the widget says "your local emergency number".
+    """
+    from bot.profile import get_profile
+
+    profile = get_profile()
+    values = {
+        RASA_URL_MARKER: rasa_url,
+        "{{PRACTICE_NAME}}": str(profile.practice_name),
+        "{{EMERGENCY_NUMBER}}": profile.contact("emergency_number") or "",
+    }
+    for marker, value in values.items():
+        template = template.replace(marker, _js_string(value))
+    return template
 
 
 def content_security_policy(page: str, rasa_url: str) -> str:

@@ -28,6 +28,7 @@ from bot.web.serve import make_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
+LOGS = ARTIFACTS / "logs"
 FAKE_RASA = Path(__file__).resolve().parent / "fake_rasa.py"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -71,8 +72,8 @@ class BotServer:
             command += ["--origin", origin]
         if self.stock:
             command.append("--stock")
-        ARTIFACTS.mkdir(exist_ok=True)
-        log = (ARTIFACTS / f"fake-rasa-{self.port}.log").open("ab")
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = (LOGS / f"fake-rasa-{self.port}.log").open("ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
@@ -141,6 +142,8 @@ class Stack:
 def make_stack() -> Iterator[Callable[..., Stack]]:
     """Factory for independent bot + demo site pairs; everything is stopped at the end."""
     stacks: list[Stack] = []
+    for old_log in LOGS.glob("fake-rasa-*.log"):  # keep only this run's server logs
+        old_log.unlink()
 
     def make(stock: bool = False) -> Stack:
         site_port = free_port()

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from tests.web.conftest import DemoSite
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models" / "clinic.tar.gz"
 ARTIFACTS = ROOT / "test-artifacts"
 SESSION_JS = (
     "() => JSON.parse(localStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl)).sessionId"
@@ -32,8 +31,7 @@ def test_widget_talks_to_real_rasa(
     make_site: Callable[..., DemoSite],
 ) -> None:
     """Greeting with buttons, a quick reply answered, and the tracker is `web:<session_id>`."""
-    if not MODEL.exists():
-        pytest.skip("needs a trained model (make train); the widget tests never train one")
+    request.getfixturevalue("model_path")  # trains once if `make train` has not
     factory: Callable[..., Any] = request.getfixturevalue("rasa_stack_factory")
     stack = factory(
         credentials=(

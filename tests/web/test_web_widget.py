@@ -208,7 +208,7 @@ def test_screen_reader_structure(page: Page, stack: Stack) -> None:
     expect(page.get_by_role("button", name="Close chat").first).to_be_visible()
     disclaimer = page.locator(".cc-disclaimer")
     expect(disclaimer).to_contain_text("not medical advice")
-    expect(disclaimer).to_contain_text("In an emergency call 995")
+    expect(disclaimer).to_contain_text("In an emergency call your local emergency number")
     expect(log.locator(".cc-bot .cc-sr").first).to_have_text("Assistant: ")
 
 

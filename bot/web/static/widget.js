@@ -1,9 +1,7 @@
-/*
- * Clinic chat widget: one <script src=".../widget.js"> plus window.ClinicChat = {...}.
- * Talks to Rasa's socket.io channel (bot/channels/socketio.py) with the vendored
- * socket.io-client and makes no other requests. Message text is only ever set as text
- * (textContent / text nodes), never as HTML, so a bot reply cannot inject markup.
- */
+/* Clinic chat widget: <script src=".../widget.js"> plus window.ClinicChat = {...}.
+ * Talks to Rasa's socket.io channel (bot/channels/socketio.py) via the vendored
+ * socket.io-client; no other requests. Message text is only ever set as text nodes,
+ * never as HTML, so a bot reply cannot inject markup. */
 (() => {
   "use strict";
   if (window.__clinicChat) return;
@@ -20,7 +18,7 @@
     greeting: cfg.initialGreeting || "",
     initPayload: cfg.initPayload || "",
     disclaimer: cfg.disclaimer || "Automated assistant \u2014 general information, not medical " +
-      `advice. In an emergency call ${cfg.emergencyNumber || "995"} or go to the nearest A&E.`,
+      `advice. In an emergency call ${cfg.emergencyNumber || "your local emergency number"} or go to the nearest A&E.`,
     path: cfg.socketPath || "/socket.io/",
     ttlMs: (cfg.sessionTtlHours || 24) * 3600e3,
     keep: 100
@@ -153,7 +151,7 @@
     }
     node.append(text.slice(last));
   };
-  // Follow the conversation, but when the bot's answer is taller than the view, show its start.
+  // Follow the conversation; an answer taller than the view is shown from its start.
   let turnStart = null;
   const scrollDown = () => {
     const bottom = scroller.scrollHeight - scroller.clientHeight;
