@@ -7,9 +7,8 @@ ones, so this policy marks its own as loop-grade and carries the highest priorit
 `HumanTakeoverPolicy`: while a staff member has taken a conversation over (slot
 `human_takeover`), the bot stays silent, except for red flags, which still come first.
 
-`ActionServerDownPolicy`: when the action server cannot be reached, Rasa logs the error
-and the patient hears nothing. This policy notices a custom action that said nothing and
-answers with a short apology and the practice's phone number instead of silence.
+Loading these policies also installs `bot.action_server_down` (a reply instead of
+silence when the action server is unreachable).
 """
 
 from __future__ import annotations
@@ -23,15 +22,15 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.action_server_down import install as install_action_server_apology
 from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT
 
+install_action_server_apology()
+
 RED_FLAG_ACTION = "action_red_flag"
-TECHNICAL_PROBLEM = "utter_technical_problem"
-SILENT_ACTIONS = {"action_session_start"}
 TAKEOVER_SLOT = "human_takeover"
 
 
@@ -86,12 +85,10 @@ class _OverridePolicy(Policy):
         """Nothing to learn: the behaviour is the rule."""
         return self._resource
 
-    def _force(
-        self, action: str, domain: Domain, events: Optional[List[Any]] = None
-    ) -> PolicyPrediction:
+    def _force(self, action: str, domain: Domain) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)
         probabilities[domain.index_for_action(action)] = 1.0
-        return self._prediction(probabilities, events=events, is_no_user_prediction=True)
+        return self._prediction(probabilities, is_no_user_prediction=True)
 
     def _abstain(self, domain: Domain) -> PolicyPrediction:
         return self._prediction(self._default_predictions(domain))
@@ -141,40 +138,3 @@ class HumanTakeoverPolicy(_OverridePolicy):
             return self._force(ACTION_LISTEN_NAME, domain)
         return self._abstain(domain)
 
-
-def said_nothing_since_user(tracker: DialogueStateTracker) -> bool:
-    """No bot message since the latest user message."""
-    for event in reversed(tracker.events):
-        if isinstance(event, BotUttered):
-            return False
-        if isinstance(event, UserUttered):
-            return True
-    return True
-
-
-@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
-class ActionServerDownPolicy(_OverridePolicy):
-    """Apologise (with the clinic's phone) when a custom action failed silently."""
-
-    def predict_action_probabilities(
-        self,
-        tracker: DialogueStateTracker,
-        domain: Domain,
-        rule_only_data: Optional[Dict[str, Any]] = None,
-        **kwargs: Any,
-    ) -> PolicyPrediction:
-        """After a speaking custom action that produced no message, apologise."""
-        last = tracker.latest_action_name
-        if last == TECHNICAL_PROBLEM:
-            return self._force(ACTION_LISTEN_NAME, domain)
-        speaking = {
-            name
-            for name in domain.user_actions
-            if name.startswith("action_") and name not in SILENT_ACTIONS
-        }
-        if last in speaking and said_nothing_since_user(tracker):
-            from bot.profile import get_profile
-
-            phone = SlotSet("practice_phone", get_profile().phone_text())
-            return self._force(TECHNICAL_PROBLEM, domain, events=[phone])
-        return self._abstain(domain)

@@ -17,10 +17,10 @@ def test_default_start_runs_rest_and_the_widget_only(tmp_path: Path, capsys) -> 
 
 
 def test_a_channel_is_on_only_when_all_its_variables_are_set(tmp_path: Path) -> None:
-    env = {"TELEGRAM_TOKEN": "123:abc", "TELEGRAM_BOT_NAME": "clinic_bot",
+    env = {"TELEGRAM_ACCESS_TOKEN": "123:abc", "TELEGRAM_BOT_USERNAME": "clinic_bot",
            "TELEGRAM_WEBHOOK_URL": "https://example.org/webhooks/telegram/webhook",
            "TELEGRAM_SECRET_TOKEN": "s3cret-s3cret", "WHATSAPP_ACCESS_TOKEN": "only-one-of-four"}
     written = yaml.safe_load(write_credentials(tmp_path / "c.yml", env=env).read_text(encoding="utf-8"))
-    assert written["bot.channels.telegram.TelegramInput"]["access_token"] == "${TELEGRAM_TOKEN}"
+    assert written["bot.channels.telegram.TelegramInput"]["access_token"] == "${TELEGRAM_ACCESS_TOKEN}"
     assert "bot.channels.whatsapp.WhatsAppCloudInput" not in written
     assert "123:abc" not in (tmp_path / "c.yml").read_text(encoding="utf-8")  # secrets stay in the env

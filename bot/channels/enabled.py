@@ -25,13 +25,13 @@ BASE_CREDENTIALS = PROJECT_ROOT / "credentials.yml"
 OPTIONAL_CHANNELS: Dict[str, Tuple[Dict[str, str], Tuple[str, ...]]] = {
     "bot.channels.telegram.TelegramInput": (
         {
-            "access_token": "TELEGRAM_TOKEN",
-            "verify": "TELEGRAM_BOT_NAME",
+            "access_token": "TELEGRAM_ACCESS_TOKEN",
+            "verify": "TELEGRAM_BOT_USERNAME",
             "webhook_url": "TELEGRAM_WEBHOOK_URL",
             "secret_token": "TELEGRAM_SECRET_TOKEN",
             "api_base_url": "TELEGRAM_API_BASE_URL",
         },
-        ("TELEGRAM_TOKEN", "TELEGRAM_BOT_NAME", "TELEGRAM_WEBHOOK_URL", "TELEGRAM_SECRET_TOKEN"),
+        ("TELEGRAM_ACCESS_TOKEN", "TELEGRAM_BOT_USERNAME", "TELEGRAM_WEBHOOK_URL", "TELEGRAM_SECRET_TOKEN"),
     ),
     "bot.channels.whatsapp.WhatsAppCloudInput": (
         {
@@ -40,6 +40,7 @@ OPTIONAL_CHANNELS: Dict[str, Tuple[Dict[str, str], Tuple[str, ...]]] = {
             "verify_token": "WHATSAPP_VERIFY_TOKEN",
             "phone_number_id": "WHATSAPP_PHONE_NUMBER_ID",
             "api_base_url": "WHATSAPP_API_BASE_URL",
+            "api_version": "WHATSAPP_API_VERSION",
         },
         ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN",
          "WHATSAPP_PHONE_NUMBER_ID"),
