@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
@@ -37,6 +38,7 @@ from bot.settings import get_settings
 logger = logging.getLogger(__name__)
 CONNECT_ATTEMPTS = 3
 CONNECT_DELAY_SECONDS = 2.0
+RECENT_CONVERSATIONS = 2000  # kept in memory so an outage does not cut a conversation short
 
 
 class ConversationStoreUnavailable(RuntimeError):
@@ -93,6 +95,7 @@ class ClinicTrackerStore(SQLTrackerStore):
         parsed = make_url(self.url)
         self.spool_dir = Path(spool_dir) if spool_dir else settings.data_dir / "spool" / "trackers"
         self._pending: Dict[str, DialogueStateTracker] = {}
+        self._recent: "OrderedDict[str, DialogueStateTracker]" = OrderedDict()
         self._lock = threading.Lock()
         self.degraded_since: Optional[float] = None
         super().__init__(
@@ -171,6 +174,16 @@ class ClinicTrackerStore(SQLTrackerStore):
             )
             threading.Thread(target=alert_staff, args=(str(exc),), daemon=True).start()
 
+    def _remember(self, tracker: DialogueStateTracker) -> None:
+        self._recent[tracker.sender_id] = tracker
+        self._recent.move_to_end(tracker.sender_id)
+        while len(self._recent) > RECENT_CONVERSATIONS:
+            self._recent.popitem(last=False)
+
+    def _copy(self, sender_id: str, tracker: DialogueStateTracker) -> DialogueStateTracker:
+        slots = self.domain.slots if self.domain else []
+        return DialogueStateTracker.from_events(sender_id, list(tracker.events), slots)
+
     def _recovered(self) -> None:
         if self.degraded_since is not None:
             logger.warning(
@@ -185,22 +198,22 @@ class ClinicTrackerStore(SQLTrackerStore):
             await super().save(tracker)
         except (SQLAlchemyError, OSError) as exc:
             self._outage(exc, tracker)
+            self._remember(tracker)
             return
         self._pending.pop(tracker.sender_id, None)
+        self._remember(tracker)
         self._recovered()
 
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The conversation, from the spool while it has unsaved events there."""
         if sender_id in self._pending:
-            pending = self._pending[sender_id]
-            return DialogueStateTracker.from_events(
-                sender_id, list(pending.events), self.domain.slots if self.domain else []
-            )
+            return self._copy(sender_id, self._pending[sender_id])
         try:
             return await super().retrieve(sender_id)
         except (SQLAlchemyError, OSError) as exc:
             self._outage(exc)
-            return None
+            recent = self._recent.get(sender_id)  # keep the conversation's context
+            return self._copy(sender_id, recent) if recent else None
 
     async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The whole conversation (all sessions), spooled events included."""

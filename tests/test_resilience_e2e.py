@@ -66,6 +66,10 @@ class TcpRelay:
 
     def close(self) -> None:
         if self._server:
+            try:
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(): refuse from now on
+            except OSError:
+                pass
             self._server.close()
             self._server = None
         with self._lock:
@@ -117,6 +121,9 @@ def test_database_outage_is_alerted_spooled_and_stored_when_back(
         assert stack.say(who, "what is sciatica")
         relay.close()
         during = stack.say(who, "and what is prp?")
+        tracker = stack.tracker(who)  # the conversation keeps its context during the outage
+        assert [e["text"] for e in tracker["events"] if e["event"] == "user"][-2:] == [
+            "what is sciatica", "and what is prp?"]
         assert "platelets" in "\n".join(r.get("text", "") for r in during)
         time.sleep(1)
         assert "CONVERSATION STORE DOWN" in stack.log("rasa")
