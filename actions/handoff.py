@@ -58,7 +58,7 @@ class ActionRequestHuman(Action):
                 text=f"Our clinic is closed right now.{when} Would you like us to call you back "
                 "when we're open? I'd need your name and mobile number.",
                 buttons=[
-                    {"title": "Yes, call me back", "payload": "/affirm"},
+                    {"title": "Yes, call me back", "payload": "/request_callback"},
                     {"title": "No, thanks", "payload": "/deny"},
                 ],
             )
@@ -92,6 +92,9 @@ class ActionRequestHuman(Action):
                 "I'm having a technical problem passing this on right now; it has been kept and "
                 f"will reach our staff as soon as possible. To be sure, please call {phone}."
             )
+        if callback:
+            when = "as soon as they can" if within else "when the clinic opens"
+            return f"Thank you. Our staff will call you back {when}."
         if within:
             closing: Optional[Any] = profile.closing_today(now())
             until = f" (we're open until {closing:%H:%M} today)" if closing else ""
@@ -99,8 +102,6 @@ class ActionRequestHuman(Action):
                 f"I've asked our staff to join this conversation. Someone will reply here "
                 f"shortly{until}. You can also call {phone}."
             )
-        if callback:
-            return "Thank you. Our staff will call you back when the clinic opens."
         return (
             "No problem. I've left a note for our staff, who will read this conversation when "
             f"the clinic opens. You can also call {phone} during opening hours."

@@ -95,7 +95,7 @@ class ClinicTrackerStore(SQLTrackerStore):
         parsed = make_url(self.url)
         self.spool_dir = Path(spool_dir) if spool_dir else settings.data_dir / "spool" / "trackers"
         self._pending: Dict[str, DialogueStateTracker] = {}
-        self._recent: "OrderedDict[str, DialogueStateTracker]" = OrderedDict()
+        self._recent: OrderedDict[str, DialogueStateTracker] = OrderedDict()
         self._lock = threading.Lock()
         self.degraded_since: Optional[float] = None
         super().__init__(

@@ -157,7 +157,9 @@ def test_handoff_in_and_out_of_opening_hours(
     replies = stack.say(who, "can I talk to a person please")
     assert expected in "\n".join(r.get("text", "") for r in replies)
     if "call you back" in expected:
-        assert "Is that OK?" in "\n".join(r.get("text", "") for r in stack.say(who, "/affirm"))
+        offer = replies[-1]
+        assert "/request_callback" in [b["payload"] for b in offer.get("buttons", [])]
+        assert "Is that OK?" in "\n".join(r.get("text", "") for r in stack.say(who, "/request_callback"))
         stack.say(who, "/affirm")
         stack.say(who, "Sarah Lim")
         done = stack.say(who, "+65 9876 5432")
