@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import uuid
 from abc import ABC, abstractmethod
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, SlotSet
@@ -75,6 +75,26 @@ def _corrects_other(tracker: Tracker, slot: str) -> bool:
     """The message corrects a different field than `slot` (so don't read it as `slot`)."""
     correction = _correction(tracker)
     return correction is not None and slot not in correction
+
+
+REJECTED = object()
+
+
+def _parse(
+    slot: str, parse: Callable[[Any], Any], value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
+) -> Any:
+    """`parse(value)`, or REJECTED after saying why (the form then asks for `slot` again).
+
+    A message that corrects a different field ("actually my number is ...") is not read as
+    this field's answer either.
+    """
+    if _corrects_other(tracker, slot):
+        return REJECTED
+    try:
+        return parse(value)
+    except Invalid as exc:
+        dispatcher.utter_message(text=str(exc))
+        return REJECTED
 
 
 def _correction(tracker: Tracker) -> Optional[Dict[str, str]]:
@@ -149,12 +169,8 @@ class ContactFormValidation(FormValidationAction, ABC):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
         """A plausible full name."""
-        if _corrects_other(tracker, "full_name"):
-            return {"full_name": None}  # that message corrected another field: ask this again
-        try:
-            name = clean_name(value)
-        except Invalid as exc:
-            dispatcher.utter_message(text=str(exc))
+        name = _parse("full_name", clean_name, value, dispatcher, tracker)
+        if name is REJECTED:
             return {"full_name": None}
         if tracker.get_slot("requested_slot") != "full_name":
             dispatcher.utter_message(text=f"Thanks, I've updated your name to {name}.")
@@ -164,12 +180,9 @@ class ContactFormValidation(FormValidationAction, ABC):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
         """A valid number, stored in E.164 and read back to the patient."""
-        if _corrects_other(tracker, "phone"):
-            return {"phone": None}  # that message corrected another field: ask this again
-        try:
-            e164 = clean_phone(value, get_profile().country)
-        except Invalid as exc:
-            dispatcher.utter_message(text=str(exc))
+        country = get_profile().country
+        e164 = _parse("phone", lambda v: clean_phone(v, country), value, dispatcher, tracker)
+        if e164 is REJECTED:
             return {"phone": None}
         if tracker.get_slot("requested_slot") != "phone":
             dispatcher.utter_message(text=f"Thanks, I've updated your number to {display_phone(e164)}.")
@@ -205,38 +218,25 @@ class ValidateBookingForm(ContactFormValidation):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
         """An email address, or skipped."""
-        if _corrects_other(tracker, "email"):
-            return {"email": None}  # that message corrected another field: ask this again
-        try:
-            email = clean_email(value)
-        except Invalid as exc:
-            dispatcher.utter_message(text=str(exc))
-            return {"email": None}
-        return {"email": email or NO_EMAIL}
+        email = _parse("email", clean_email, value, dispatcher, tracker)
+        return {"email": None if email is REJECTED else email or NO_EMAIL}
 
     def validate_pain_area(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
         """Lower back, knee or both."""
-        if _corrects_other(tracker, "pain_area"):
-            return {"pain_area": None}  # that message corrected another field: ask this again
-        try:
-            return {"pain_area": clean_pain_area(value)}
-        except Invalid as exc:
-            dispatcher.utter_message(text=str(exc))
-            return {"pain_area": None}
+        area = _parse("pain_area", clean_pain_area, value, dispatcher, tracker)
+        return {"pain_area": None if area is REJECTED else area}
 
     def validate_preferred_times(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
         """Keep the patient's words; echo the day/time understood from them."""
-        if _corrects_other(tracker, "preferred_times"):
-            return {"preferred_times": None}  # that message corrected another field: ask this again
-        profile = get_profile()
-        try:
-            times = parse_preferred_times(value, now(), profile.timezone)
-        except Invalid as exc:
-            dispatcher.utter_message(text=str(exc))
+        timezone = get_profile().timezone
+        times = _parse(
+            "preferred_times", lambda v: parse_preferred_times(v, now(), timezone), value, dispatcher, tracker
+        )
+        if times is REJECTED:
             return {"preferred_times": None}
         if times.understood:
             dispatcher.utter_message(text=f"Noted: {times.understood} ({times.text}).")
@@ -246,13 +246,8 @@ class ValidateBookingForm(ContactFormValidation):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
         """A sentence or two in the patient's words."""
-        if _corrects_other(tracker, "symptom_description"):
-            return {"symptom_description": None}  # that message corrected another field: ask this again
-        try:
-            return {"symptom_description": clean_description(value)}
-        except Invalid as exc:
-            dispatcher.utter_message(text=str(exc))
-            return {"symptom_description": None}
+        text = _parse("symptom_description", clean_description, value, dispatcher, tracker)
+        return {"symptom_description": None if text is REJECTED else text}
 
     def validate_booking_confirmed(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
