@@ -63,7 +63,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     kb = get_knowledge_base()
     report("knowledge-base answer", timed(lambda: kb.answer("injections", "knee"), args.repeat))
 
+    import logging
+
     from rasa.core.agent import load_agent
+    from rasa.utils.log_utils import configure_structlog
+
+    logging.getLogger("rasa").setLevel(logging.WARNING)
+    configure_structlog(logging.WARNING)
 
     start = time.perf_counter()
     agent = asyncio.run(load_agent(model_path=str(args.model)))
