@@ -34,7 +34,6 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = ""
     rasa_url: str = "http://127.0.0.1:5005"
-    action_server_url: str = "http://127.0.0.1:5055/webhook"
     rasa_auth_token: str = ""
     staff_token: str = ""
     smtp_host: str = ""
@@ -73,9 +72,6 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             rasa_url=_get(env, "RASA_URL", "http://127.0.0.1:5005"),
-            action_server_url=_get(
-                env, "ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"
-            ),
             rasa_auth_token=_get(env, "RASA_AUTH_TOKEN"),
             staff_token=_get(env, "STAFF_TOKEN"),
             smtp_host=_get(env, "SMTP_HOST"),
