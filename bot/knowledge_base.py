@@ -8,7 +8,6 @@ sentence without retraining, and every answer carries the article section it com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -63,13 +62,9 @@ def normalise_body_part(value: Optional[str]) -> Optional[str]:
     """Map entity values to the body parts the content distinguishes."""
     if not value:
         return None
-    value = value.lower().strip()
-    if value in {"back", "lower back", "spine", "lumbar", "hip", "leg"}:
-        # the article treats hip and leg pain as part of the lower back picture
-        return "lower back" if value not in {"hip", "leg"} else None
-    if value in {"knee", "knees"}:
-        return "knee"
-    return None
+    aliases = {"back": "lower back", "lower back": "lower back", "spine": "lower back",
+               "lumbar": "lower back", "knee": "knee", "knees": "knee"}
+    return aliases.get(value.lower().strip())  # hip, leg, both: the general answer
 
 
 class KnowledgeBase:
@@ -203,7 +198,16 @@ def load_knowledge_base(
     return KnowledgeBase(data, profile or get_profile())
 
 
-@lru_cache(maxsize=1)
+_loaded: Dict[str, Any] = {}
+
+
 def get_knowledge_base() -> KnowledgeBase:
-    """The knowledge base of this process, loaded once on first use."""
-    return load_knowledge_base()
+    """The knowledge base, reloaded when the answers file changes (one stat per call).
+
+    Staff edit wording in the data file; the running action server picks it up on the
+    next message, with no retraining and no restart.
+    """
+    stamp = KB_PATH.stat().st_mtime_ns
+    if _loaded.get("stamp") != stamp:
+        _loaded.update(kb=load_knowledge_base(KB_PATH), stamp=stamp)
+    return _loaded["kb"]

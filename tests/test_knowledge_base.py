@@ -113,3 +113,20 @@ def test_a_dangling_related_topic_is_refused(tmp_path: Path) -> None:
     broken.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(KnowledgeBaseError, match="acupuncture"):
         load_knowledge_base(broken, profile=load_profile(production=False))
+
+
+def test_the_running_bot_picks_up_edited_wording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import bot.knowledge_base as module
+
+    edited = tmp_path / "answers.yml"
+    edited.write_text(KB_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(module, "KB_PATH", edited)
+    monkeypatch.setattr(module, "_loaded", {})
+    assert "emerging treatment" in module.get_knowledge_base().answer("prp").bubbles[0]
+    data = yaml.safe_load(edited.read_text(encoding="utf-8"))
+    data["topics"]["prp"]["answer"] = ["Reworded by staff."]
+    edited.write_text(yaml.safe_dump(data), encoding="utf-8")
+    os.utime(edited, ns=(1, 2))  # a different modification time, whatever the clock resolution
+    assert module.get_knowledge_base().answer("prp").bubbles == ["Reworded by staff."]
