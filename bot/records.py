@@ -16,7 +16,7 @@ import logging
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from bot.settings import get_settings
 from bot.storage.database import DatabaseUnavailable
@@ -147,11 +147,27 @@ async def save_handoff(**kwargs: Any) -> HandoffRecord | str:
     return await _store_async("handoff", kwargs)
 
 
-async def save_red_flag(conversation_id: str, flags: List[str], message: str) -> bool:
-    """Store a red-flag alert for staff; False only if it could not even be spooled."""
+async def save_red_flag(
+    conversation_id: str,
+    flags: List[str],
+    message: str,
+    tier: str = "emergency",
+    categories: Sequence[str] = ("back_knee",),
+) -> bool:
+    """Store a red-flag alert (with its tier and categories) for staff.
+
+    False only if it could not even be spooled.
+    """
     try:
         await _store_async(
-            "red_flag", {"conversation_id": conversation_id, "flags": flags, "message": message}
+            "red_flag",
+            {
+                "conversation_id": conversation_id,
+                "flags": flags,
+                "message": message,
+                "tier": tier,
+                "categories": list(categories),
+            },
         )
         return True
     except (ValidationError, OSError):
