@@ -51,10 +51,10 @@ class Settings:
     notify_backoff_seconds: int = 60
     notify_backoff_max_seconds: int = 3600
     clock_override: str = ""
-    db_connect_timeout_seconds: float = 3.0
-    db_statement_timeout_seconds: float = 5.0
-    db_pool_timeout_seconds: float = 3.0
-    db_operation_timeout_seconds: float = 6.0
+    db_connect_timeout_seconds: float = 2.0
+    db_statement_timeout_seconds: float = 3.0
+    db_pool_timeout_seconds: float = 2.0
+    db_operation_timeout_seconds: float = 4.0
     spool_flush_seconds: float = 30.0
     spool_key: str = ""
     allowed_origins: tuple[str, ...] = field(
@@ -97,10 +97,10 @@ class Settings:
                 _get(env, "NOTIFY_BACKOFF_MAX_SECONDS", "3600") or 3600
             ),
             clock_override=_get(env, "CLINIC_CLOCK"),
-            db_connect_timeout_seconds=float(_get(env, "DB_CONNECT_TIMEOUT_SECONDS", "3") or 3),
-            db_statement_timeout_seconds=float(_get(env, "DB_STATEMENT_TIMEOUT_SECONDS", "5") or 5),
-            db_pool_timeout_seconds=float(_get(env, "DB_POOL_TIMEOUT_SECONDS", "3") or 3),
-            db_operation_timeout_seconds=float(_get(env, "DB_OPERATION_TIMEOUT_SECONDS", "6") or 6),
+            db_connect_timeout_seconds=float(_get(env, "DB_CONNECT_TIMEOUT_SECONDS", "2") or 2),
+            db_statement_timeout_seconds=float(_get(env, "DB_STATEMENT_TIMEOUT_SECONDS", "3") or 3),
+            db_pool_timeout_seconds=float(_get(env, "DB_POOL_TIMEOUT_SECONDS", "2") or 2),
+            db_operation_timeout_seconds=float(_get(env, "DB_OPERATION_TIMEOUT_SECONDS", "4") or 4),
             spool_flush_seconds=float(_get(env, "SPOOL_FLUSH_SECONDS", "30") or 30),
             spool_key=_get(env, "SPOOL_KEY"),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
