@@ -165,7 +165,8 @@ def _store(kind: str, kwargs: Dict[str, Any], abandoned: threading.Event) -> Any
         with abandon_when(abandoned):
             return _operations()[kind](**kwargs)
     except DatabaseUnavailable:
-        _spool(kind, kwargs)
+        if not abandoned.is_set():  # when set, the caller gave up and spooled it already
+            _spool(kind, kwargs)
         return SPOOLED
 
 

@@ -134,3 +134,20 @@ def test_corrupt_spooled_record_is_quarantined_and_the_others_stored(
     assert not path.exists()
     assert len(list(records.quarantine_dir().iterdir())) == 1
     assert "quarantined" in caplog.text and "Mary" not in caplog.text
+
+
+async def test_silent_database_spools_the_record_within_seconds_and_stores_it_once(
+    pg: str, link: DatabaseLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DB_OPERATION_TIMEOUT_SECONDS", "1")
+    get_settings.cache_clear()
+    assert await records.save_feedback("web:r5", "sciatica", True)  # the pool holds a connection now
+    link.stall()
+    started = time.monotonic()
+    assert await records.save_feedback("web:r6", "sciatica", True)
+    assert time.monotonic() - started < 3
+    assert records.spool_path().exists()
+    link.open()  # cuts the stalled connections: a late worker must not commit
+    await eventually(lambda: count(pg, "answer_feedback", "web:r6") >= 1)
+    await eventually(lambda: not records.spool_path().exists())
+    assert count(pg, "answer_feedback", "web:r6") == 1
