@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -115,6 +116,8 @@ def check_reachable(url: str, attempts: int = CONNECT_ATTEMPTS) -> None:
 
 class ClinicTrackerStore(SQLTrackerStore):
     """SQLTrackerStore on `DATABASE_URL`, with spooling and alerts (see module docstring)."""
+
+    engine: sa.engine.Engine
 
     def __init__(
         self,
@@ -241,7 +244,8 @@ class ClinicTrackerStore(SQLTrackerStore):
         """
         budget = self.settings.db_operation_timeout_seconds
         abandoned = threading.Event()
-        future = asyncio.get_running_loop().run_in_executor(self._executor, function, *args, abandoned)
+        call = functools.partial(function, *args, abandoned)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
         try:
             return await asyncio.wait_for(future, budget)
         except asyncio.TimeoutError as exc:
