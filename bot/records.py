@@ -1,6 +1,6 @@
 """What the actions store, and what happens when the database is away.
 
-Actions call these coroutines; the blocking SQLAlchemy work runs in a worker thread with
+Actions call these coroutines; the blocking SQLAlchemy work runs in a daemon thread with
 a time budget (DB_OPERATION_TIMEOUT_SECONDS), so the action server keeps answering even
 when the database hangs. When the database is unreachable or silent the record is kept
 in a private spool of this database (`bot.spool`: one line per record, 0600, encrypted
@@ -16,6 +16,7 @@ that queues a staff notification, delivery is kicked off in the background.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from typing import Any, Callable, Dict, List, Optional, Set
 from bot import spool
 from bot.settings import get_settings
 from bot.storage.database import DatabaseUnavailable, abandon_when, is_data_error
+from bot.storage.offload import DatabaseStalled, run_blocking
 from bot.storage.repository import (
     MAX_EXCERPT,
     BookingRecord,
@@ -172,11 +174,9 @@ def _store(kind: str, kwargs: Dict[str, Any], abandoned: threading.Event) -> Any
 
 async def _store_async(kind: str, kwargs: Dict[str, Any]) -> Any:
     budget = get_settings().db_operation_timeout_seconds
-    abandoned = threading.Event()
     try:
-        result = await asyncio.wait_for(asyncio.to_thread(_store, kind, kwargs, abandoned), budget)
-    except asyncio.TimeoutError:
-        abandoned.set()  # a late answer commits nothing: the spool has it
+        result = await run_blocking(functools.partial(_store, kind, kwargs), budget)
+    except DatabaseStalled:  # a late answer commits nothing (abandon_when): the spool has it
         await asyncio.to_thread(_spool, kind, kwargs)
         result = SPOOLED
     if result is SPOOLED:
@@ -222,13 +222,9 @@ async def _flush_loop(now: bool) -> None:
     while spool_path().exists() or spool_path().with_name(FLUSHING).exists():
         await asyncio.sleep(wait)
         wait = settings.spool_flush_seconds
-        abandoned = threading.Event()
         try:
-            saved = await asyncio.wait_for(
-                asyncio.to_thread(flush_spool, abandoned), max(settings.db_operation_timeout_seconds, 30.0)
-            )
-        except asyncio.TimeoutError:
-            abandoned.set()
+            saved = await run_blocking(flush_spool, max(settings.db_operation_timeout_seconds, 30.0))
+        except DatabaseStalled:
             continue
         except Exception:  # the timer must outlive any surprise; the spool stays on disk
             logger.exception("storing spooled records failed; retrying later")

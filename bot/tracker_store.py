@@ -5,7 +5,7 @@ that matter to a clinic:
 
 * Start-up fails fast with a clear error when the database is unreachable or silent
   (Rasa would retry forever, or a constructor error would make Rasa fall back to memory).
-* Database work runs in worker threads with a total time budget
+* Database work runs in daemon threads with a total time budget
   (DB_OPERATION_TIMEOUT_SECONDS), so a stalled database never freezes the event loop:
   it degrades like a refused connection.
 * On an outage a conversation is written to a private spool file of this database
@@ -30,7 +30,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional, TypeVar
 
@@ -48,21 +47,17 @@ from bot import spool
 from bot.log_privacy import install_log_privacy
 from bot.settings import Settings, get_settings
 from bot.storage.database import DatabaseUnavailable, create_engine_for, is_data_error, redacted_url
+from bot.storage.offload import DatabaseStalled, run_blocking
 
 logger = logging.getLogger(__name__)
 CONNECT_ATTEMPTS = 3
 CONNECT_DELAY_SECONDS = 2.0
 RECENT_CONVERSATIONS = 2000  # kept in memory so an outage does not cut a conversation short
-DB_THREADS = 4
 T = TypeVar("T")
 
 
 class ConversationStoreUnavailable(RuntimeError):
     """The conversation database cannot be used; the server must not start without it."""
-
-
-class DatabaseStalled(TimeoutError):
-    """The database did not answer within DB_OPERATION_TIMEOUT_SECONDS."""
 
 
 def is_bad_record(exc: BaseException) -> bool:
@@ -162,7 +157,6 @@ class ClinicTrackerStore(SQLTrackerStore):
         self.engine = create_engine_for(self.url)
         self.sessionmaker = sessionmaker(bind=self.engine)
         self._check_schema()
-        self._executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="tracker-store")
         self._warn_about_unassigned_spool(root)
         self._load_spool()
         self._store_spooled_at_start()
@@ -199,7 +193,6 @@ class ClinicTrackerStore(SQLTrackerStore):
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
 
     # -- blocking database work (worker threads) ------------------------------------------
@@ -242,15 +235,8 @@ class ClinicTrackerStore(SQLTrackerStore):
         `function` gets a last argument, an event set when the budget ran out, so a write
         that wakes up after the caller spooled it does not commit a second copy.
         """
-        budget = self.settings.db_operation_timeout_seconds
-        abandoned = threading.Event()
-        call = functools.partial(function, *args, abandoned)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
-        try:
-            return await asyncio.wait_for(future, budget)
-        except asyncio.TimeoutError as exc:
-            abandoned.set()
-            raise DatabaseStalled(f"the database did not answer within {budget:g} s") from exc
+        call = functools.partial(function, *args)
+        return await run_blocking(call, self.settings.db_operation_timeout_seconds)
 
     @contextlib.asynccontextmanager
     async def _conversation_lock(self, sender_id: str) -> AsyncIterator[None]:

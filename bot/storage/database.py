@@ -162,7 +162,9 @@ def postgres_connect_args(url: str, schema: str | None = None) -> dict[str, Any]
     return {
         "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
         "options": " ".join(part for part in parts if part),
-        # a connection that silently died is noticed instead of waited on forever
+        # a connection that silently died, or a network that drops everything, is
+        # noticed instead of waited on forever (sent data unacknowledged for 10 s)
+        "tcp_user_timeout": 10_000,
         "keepalives": 1,
         "keepalives_idle": 10,
         "keepalives_interval": 5,
