@@ -77,3 +77,16 @@ def test_stalled_database_does_not_freeze_the_server(
         assert list((stack.data_dir / "spool" / "trackers").rglob("*.json")), "kept on disk"
     finally:
         link.close()
+
+
+def test_slash_messages_that_do_not_parse_are_not_echoed_in_the_log(rasa_server: RasaStack) -> None:
+    who = f"rest:{uuid.uuid4().hex[:8]}"
+    for typed in (
+        '/greet{"name": "Mary O\'Neill", "phone": 07700900123}',
+        "/Mary O'Neill 07700900123",
+        "/{Mary O'Neill 07700900123",
+    ):
+        rasa_server.say(who, typed)
+    assert rasa_server.say(who, "hello"), "the server goes on answering"
+    log = rasa_server.log("rasa")
+    assert "07700900123" not in log and "Mary" not in log
