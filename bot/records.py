@@ -101,6 +101,14 @@ def _quarantine_line(line: bytes, reason: str) -> None:
         reason,
         target.parent,
     )
+    from bot.notify.direct import send_now
+
+    payload = {
+        "problem": "spooled record quarantined",
+        "error": reason,
+        "effect": f"a record kept during a database outage cannot be stored; it is in {target.parent}",
+    }
+    send_now("system", payload, "records-quarantine")
 
 
 def flush_spool(abandoned: Optional[threading.Event] = None) -> int:

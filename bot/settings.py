@@ -147,6 +147,11 @@ class Settings:
                 raise SettingsError(
                     f"{name} must be set to a real secret (16+ characters) when BOT_ENV=production"
                 )
+        if not self.spool_key:
+            raise SettingsError(
+                "SPOOL_KEY must be set when BOT_ENV=production: conversations and bookings kept "
+                "during a database outage are encrypted with it"
+            )
         if self.webhook_url and len(self.webhook_secret) < 16:
             raise SettingsError("NOTIFY_WEBHOOK_SECRET must be 16+ characters in production")
 
