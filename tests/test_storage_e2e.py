@@ -1,4 +1,4 @@
-"""The real Rasa server on PostgreSQL: a refused sender id, a stalled database.
+"""The real Rasa server: a refused sender id, a stalled database, what reaches its log.
 
 Nothing is patched: the REST channel receives what a client sent, and the database is
 reached through a loopback link that the test stalls (accepts, never answers).

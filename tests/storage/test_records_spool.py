@@ -151,3 +151,14 @@ async def test_silent_database_spools_the_record_within_seconds_and_stores_it_on
     await eventually(lambda: count(pg, "answer_feedback", "web:r6") >= 1)
     await eventually(lambda: not records.spool_path().exists())
     assert count(pg, "answer_feedback", "web:r6") == 1
+
+
+def test_make_run_stores_records_kept_during_an_earlier_outage(tmp_path: Path) -> None:
+    from bot.run import store_spooled_records
+
+    url = get_settings().database_url
+    records._spool("feedback", {"conversation_id": "web:r7", "topic": "sciatica", "helpful": True})
+    upgrade(url)  # the database is there at the next start
+    store_spooled_records()
+    assert count(url, "answer_feedback", "web:r7") == 1
+    assert not records.spool_path().exists()
