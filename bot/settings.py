@@ -51,6 +51,12 @@ class Settings:
     notify_backoff_seconds: int = 60
     notify_backoff_max_seconds: int = 3600
     clock_override: str = ""
+    db_connect_timeout_seconds: float = 2.0
+    db_statement_timeout_seconds: float = 3.0
+    db_pool_timeout_seconds: float = 2.0
+    db_operation_timeout_seconds: float = 4.0
+    spool_flush_seconds: float = 30.0
+    spool_key: str = ""
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
     )
@@ -91,6 +97,12 @@ class Settings:
                 _get(env, "NOTIFY_BACKOFF_MAX_SECONDS", "3600") or 3600
             ),
             clock_override=_get(env, "CLINIC_CLOCK"),
+            db_connect_timeout_seconds=float(_get(env, "DB_CONNECT_TIMEOUT_SECONDS", "2") or 2),
+            db_statement_timeout_seconds=float(_get(env, "DB_STATEMENT_TIMEOUT_SECONDS", "3") or 3),
+            db_pool_timeout_seconds=float(_get(env, "DB_POOL_TIMEOUT_SECONDS", "2") or 2),
+            db_operation_timeout_seconds=float(_get(env, "DB_OPERATION_TIMEOUT_SECONDS", "4") or 4),
+            spool_flush_seconds=float(_get(env, "SPOOL_FLUSH_SECONDS", "30") or 30),
+            spool_key=_get(env, "SPOOL_KEY"),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
             else cls().allowed_origins,
@@ -106,6 +118,25 @@ class Settings:
             raise SettingsError("NOTIFY_MAX_ATTEMPTS must be 1+ and NOTIFY_WEBHOOK_RETRIES 0+")
         if self.notify_backoff_seconds < 0 or self.notify_timeout_seconds <= 0:
             raise SettingsError("NOTIFY_BACKOFF_SECONDS must be 0+ and NOTIFY_TIMEOUT_SECONDS > 0")
+        timeouts = (
+            self.db_connect_timeout_seconds,
+            self.db_statement_timeout_seconds,
+            self.db_pool_timeout_seconds,
+            self.db_operation_timeout_seconds,
+            self.spool_flush_seconds,
+        )
+        if min(timeouts) <= 0:
+            raise SettingsError("DB_*_TIMEOUT_SECONDS and SPOOL_FLUSH_SECONDS must be > 0")
+        if self.spool_key:
+            from cryptography.fernet import Fernet
+
+            try:
+                Fernet(self.spool_key.encode())
+            except ValueError as exc:
+                raise SettingsError(
+                    "SPOOL_KEY must be a Fernet key (python -c 'from cryptography.fernet import "
+                    "Fernet; print(Fernet.generate_key().decode())')"
+                ) from exc
         if not self.is_production:
             return
         for name, value in (
@@ -116,6 +147,11 @@ class Settings:
                 raise SettingsError(
                     f"{name} must be set to a real secret (16+ characters) when BOT_ENV=production"
                 )
+        if not self.spool_key:
+            raise SettingsError(
+                "SPOOL_KEY must be set when BOT_ENV=production: conversations and bookings kept "
+                "during a database outage are encrypted with it"
+            )
         if self.webhook_url and len(self.webhook_secret) < 16:
             raise SettingsError("NOTIFY_WEBHOOK_SECRET must be 16+ characters in production")
 

@@ -49,7 +49,8 @@ def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
     """Return the subject and plain-text body staff receive for one notification.
 
     Args:
-        kind: ``booking``, ``handoff`` or ``red_flag``.
+        kind: ``booking``, ``handoff``, ``red_flag`` or ``system`` (a problem of the
+            assistant itself, e.g. its database is unreachable).
         payload: The outbox payload.
 
     Returns:
@@ -131,6 +132,11 @@ def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
             "Message excerpt:",
             _value(payload, "message_excerpt"),
         ]
+        if payload.get("note"):
+            lines += ["", str(payload["note"])]
+    elif kind == "system":
+        subject = f"{SUBJECT_PREFIX} System problem: {_value(payload, 'problem')}"
+        lines = _lines(payload, [("Problem", "problem"), ("Error", "error"), ("Effect", "effect")])
     else:
         raise ValueError(f"unknown notification kind {kind!r}")
     lines += ["", "-- ", "Sent by the clinic assistant. Do not reply to this message."]
