@@ -88,7 +88,7 @@ async def _alert(
         SlotSet("red_flag", True),
         SlotSet("red_flags_detected", flags),
         SlotSet(SCREEN_SLOT, None),
-        SlotSet("offer", None),
+        SlotSet("offer", "human" if reply.crisis else None),  # "yes" then means a person
         SlotSet("requested_slot", None),
     ]
 

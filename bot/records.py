@@ -207,6 +207,8 @@ def alert_spooled_red_flag(kwargs: Dict[str, Any]) -> int:
         "alert_id": None,
         "conversation_id": kwargs.get("conversation_id"),
         "flags": list(kwargs.get("flags") or []),
+        "tier": kwargs.get("tier"),
+        "categories": list(kwargs.get("categories") or []),
         "message_excerpt": clean_excerpt(kwargs.get("message"), MAX_EXCERPT),
         "created_at": datetime.now(timezone.utc).isoformat(),
         "note": "Not stored yet: the database is unreachable. It will be stored (and "

@@ -133,3 +133,13 @@ def test_a_reassuring_answer_resumes_the_form_and_answers_the_original_message(r
     assert replayed[0]["text"] == "my bum feels weird, can I book?"
     assert replayed[0]["parse_data"]["entities"] == []
     assert repo.unacknowledged_red_flags() == []
+
+
+def test_yes_after_the_crisis_response_hands_over_to_a_person() -> None:
+    from actions.conversation import ActionHandleYesNo
+
+    _, events = run(ActionHandleYesNo(), tracker("yes please", "affirm", slots={"offer": "human"}))
+    assert has_event(events, event="followup", name="action_request_human")
+    messages, events = run(ActionHandleYesNo(), tracker("no", "deny", slots={"offer": "human"}))
+    assert "I'm here if you want to keep talking" in texts(messages)
+    assert not has_event(events, event="followup")

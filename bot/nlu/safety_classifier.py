@@ -34,10 +34,11 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector
 from bot.safety.data import DETECTOR_TRAINING_PATH, FLAGS_PATH, files_fingerprint, get_safety_data
-from bot.safety.detector import DEFAULT_THRESHOLD, EmergencyDetector, training_examples
+from bot.safety.detector import DEFAULT_THRESHOLD, EmergencyDetector, Suspicion, training_examples
 
 logger = logging.getLogger(__name__)
 METADATA_FULL_TEXT = "full_text"
+UNSPECIFIED_FLAG = "possible_emergency"
 _FILE = "emergency_detector.pkl"
 
 
@@ -154,8 +155,8 @@ class SafetyClassifier(GraphComponent):
                 continue
             said_red_flag = (message.get(INTENT) or {}).get(INTENT_NAME_KEY) == RED_FLAG_INTENT
             suspicion = self.detector.suspect(text)
-            if suspicion is None and said_red_flag:
-                suspicion = self.detector.likeliest(text)  # DIET already suspects a flag
+            if suspicion is None and said_red_flag:  # DIET suspects one, nobody can say which
+                suspicion = Suspicion(flag=UNSPECIFIED_FLAG, confidence=0.0)
             if suspicion is None:
                 continue
             flag = get_safety_data().flags.get(suspicion.flag)

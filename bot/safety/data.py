@@ -67,6 +67,7 @@ class Flag:
     screen_reassuring: str
     examples: Tuple[str, ...]
     supersedes: FrozenSet[str]
+    say: str = ""  # how a worrying screening answer is said back
 
     @property
     def is_crisis(self) -> bool:
@@ -123,6 +124,10 @@ def _alternative(raw: Mapping[str, Any], concepts: Mapping[str, Any], where: str
     )
 
 
+def _missing(where: str, key: str) -> str:
+    raise SafetyDataError(f"{where}: missing {key!r}")
+
+
 def _flag(key: str, raw: Mapping[str, Any], data: Mapping[str, Any], sources: Mapping[str, Source]) -> Flag:
     where = f"flags.{key}"
     tier = str(_require(raw, "tier", where))
@@ -160,6 +165,7 @@ def _flag(key: str, raw: Mapping[str, Any], data: Mapping[str, Any], sources: Ma
         screen_reassuring=reassuring,
         examples=tuple(str(e) for e in raw.get("examples") or ()),
         supersedes=frozenset(str(s) for s in raw.get("supersedes") or ()),
+        say=str(raw.get("say") or (when[0].say if when else "")) or _missing(where, "say"),
     )
 
 

@@ -145,4 +145,4 @@ def screen_is_worrying(flag: str, answer: Optional[str], data: Optional[SafetyDa
 def said_from_screen(flag: str, data: Optional[SafetyData] = None) -> Said:
     """What to say back after a worrying screening answer: the flag's own first wording."""
     data = data or get_safety_data()
-    return Said(flag=flag, say=data.flags[flag].when[0].say)
+    return Said(flag=flag, say=data.flags[flag].say)

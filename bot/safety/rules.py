@@ -423,6 +423,9 @@ def _variants(phrases: Iterable[str]) -> List[str]:
             out.append(phrase.replace("can't ", "unable to "))
             out.append(phrase.replace("can't ", "not able to "))
             out.append(phrase.replace("can't ", "cant "))
+            for adverb in ("really", "quite", "properly", "even", "hardly", "barely"):
+                out.append(phrase.replace("can't ", f"can't {adverb} "))
+                out.append(phrase.replace("can't ", f"can {adverb} not "))
         if "won't " in phrase:
             out.append(phrase.replace("won't ", "wont "))
             out.append(phrase.replace("won't ", "will not "))
