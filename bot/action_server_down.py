@@ -9,6 +9,7 @@ failed call is answered here, in the Rasa server:
   spooled, by this process;
 * a form whose validation cannot run is paused and says so, instead of keeping the
   unvalidated answers;
+* a failed session start falls back to Rasa's own (the dialogue stays well formed);
 * anything else gets one short apology per turn with the practice's phone number.
 Rejections (forms) and successful calls are untouched. Installed by `bot.policies`, which
 every model of this project loads.
@@ -20,8 +21,8 @@ import functools
 import logging
 from typing import Any, List
 
-from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
-from rasa.shared.core.constants import REQUESTED_SLOT
+from rasa.core.actions.action import ActionExecutionRejection, ActionSessionStart, RemoteAction
+from rasa.shared.core.constants import ACTION_SESSION_START_NAME, REQUESTED_SLOT
 from rasa.shared.core.events import ActiveLoop, BotUttered, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
@@ -157,6 +158,8 @@ def install() -> None:
             logger.error("action server call %s failed (%s): answering locally", name, exc)
             if name in ("action_red_flag", "action_safety_screen", "action_safety_screen_answer"):
                 return await _safety_locally(name, tracker)
+            if name == ACTION_SESSION_START_NAME:  # Rasa's own session start keeps the dialogue sound
+                return await ActionSessionStart().run(output_channel, nlg, tracker, domain)
             if name.startswith("validate_") and name.endswith("_form"):
                 return _pause_form(name, tracker)
             return [] if _said_this_turn(tracker) else [_bot(apology())]

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List
 from tests.conftest import RasaStack
 from tests.test_conversation_e2e import count
 
-SUSPECTED = "my bum has felt a bit strange since last night, can you tell me about sciatica?"
+SUSPECTED = "my bum has felt strange since last night"
 
 
 def texts(replies: List[Dict[str, Any]]) -> str:
@@ -44,7 +44,7 @@ def test_an_emergency_typed_at_the_phone_prompt_gets_the_alert(rasa_server: Rasa
     )
     text = texts(replies)
     assert "You mentioned wetting or soiling yourself." in text
-    assert "phone number" not in text and "too long" not in text
+    assert "look like a phone number" not in text and "too long" not in text
     assert "/book_appointment" in payloads(replies)  # the booking can be continued
     assert count(rasa_server.database_url, "red_flag_alerts", "WHERE conversation_id = :c", c=who) == 1
 
@@ -86,8 +86,9 @@ def test_a_suspected_flag_asks_one_question_and_no_answers_the_original(rasa_ser
     assert payloads(asked) == ["/affirm", "/deny", "Not sure"]
     answered = rasa_server.say(who, "/deny")
     text = texts(answered)
-    assert "Thank you, that's reassuring." in text
-    assert "sciatic nerve" in text  # the original question, answered
+    assert text.startswith("Thank you, that's reassuring.")
+    assert len(answered) > 1  # then the original message is answered
+    assert "This could be an emergency" not in text and "Just to check" not in text
     assert count(rasa_server.database_url, "red_flag_alerts", "WHERE conversation_id = :c", c=who) == 0
 
 
