@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,15 @@ def print_report(name: str, result: Dict[str, Any]) -> None:
         print(f"  FALSE ALARM ({row['where']}, {row['named']}): {row['text']}")
 
 
+def quiet() -> None:
+    """Warnings only: Rasa's debug log of every prediction would bury the report."""
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_logging_and_warnings(logging.WARNING)
+    configure_structlog(logging.WARNING)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Evaluate, print, save the report; exit 1 below the bar."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -168,6 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-false-alarms", type=float, default=0.02)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "safety")
     args = parser.parse_args(argv)
+    quiet()
     ok = True
     args.out.mkdir(parents=True, exist_ok=True)
     for path in args.sets or [DEFAULT_SET]:
