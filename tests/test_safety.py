@@ -175,3 +175,12 @@ def test_a_typo_in_the_data_file_fails_loudly() -> None:
 
 def test_the_data_file_loads_as_shipped() -> None:
     assert load_safety_data().flags.keys() == get_safety_data().flags.keys()
+
+
+def test_a_third_writers_development_set_stays_caught_and_quiet() -> None:
+    dev: Dict[str, Any] = yaml.safe_load((ROOT / "tests" / "safety" / "dev.yml").read_text("utf-8"))
+    positives = [(flag, text) for flag, texts in dev["positives"].items() for text in texts]
+    caught = [text for _, text in positives if get_detector().detect(text)]
+    alarms = [text for text in dev["negatives"] if get_detector().detect(text)]
+    assert len(caught) / len(positives) >= 0.98
+    assert len(alarms) / len(dev["negatives"]) <= MAX_FALSE_ALARMS, alarms

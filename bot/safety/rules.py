@@ -35,7 +35,7 @@ MAX_CHARS = 20000  # a whole long message is read: a symptom at the end still co
 
 NEGATION_CUES = {
     "no", "not", "n't", "never", "without", "deny", "denies", "nor", "neither", "none",
-    "negative", "nothing", "nt", "almost", "nearly", "dont", "didnt", "havent", "doesnt", "isnt", "wasnt",
+    "negative", "nothing", "nt", "almost", "nearly", "zero", "dont", "didnt", "havent", "doesnt", "isnt", "wasnt",
 }
 PSEUDO_NEGATIONS = {("not", "sure"), ("not", "only"), ("no", "idea"), ("not", "just"),
                     ("no", "matter"), ("not", "even"), ("no", "one"), ("not", "know")}
@@ -54,6 +54,8 @@ _PAST = re.compile(
     r"|ages\s+ago|back\s+in|used\s+to|in\s+the\s+past|previously|back\s+then"
     r"|as\s+a\s+(?:child|kid|teen|teenager|baby|boy|girl|student)"
     r"|when\s+i\s+was\s+(?:young|younger|little|small|a\s+kid|a\s+child|pregnant|a\s+teenager)"
+    r"|in\s+my\s+(?:teens|twenties|thirties|youth)|when\s+i\s+was\s+\d+"
+    r"|once\s+(?:had|collapsed|fainted|passed|fell)|(?:had|collapsed|fainted|fell)\s+once"
     r"|childhood|once\s+had|history\s+of|died\s+(?:of|from)|passed\s+away|late\s+(?:father|mother|dad|mum|mom|husband|wife))\b"
 )
 _RESOLVED = re.compile(
@@ -63,7 +65,9 @@ _RESOLVED = re.compile(
     r"|gone\s+now|resolved|cleared(?:\s+up)?|recovered|(?:better|fine|ok|okay|good|normal|alright)\s+now"
     r"|back\s+to\s+normal|now\s+(?:only|just|it's\s+just|its\s+just|i\s+only|i\s+just)"
     r"|no\s+longer(?!\s+(?:feel|control|walk|stand|lift|hold|move|pee|wee|pass|breathe|see|speak))"
-    r"|not\s+any\s*more|has\s+stopped|had\s+stopped|settled(?:\s+down)?|healed|sorted\s+now)\b"
+    r"|not\s+any\s*more|has\s+stopped|had\s+stopped|settled(?:\s+down)?|healed|sorted\s+now"
+    r"|faded|subsided|eased\s+off|disappeared|calmed\s+down|went\s+down"
+    r"|(?:fine|ok|okay|better|normal)\s+after|said\s+(?:it\s+was\s+|it's\s+|its\s+)?(?:fine|ok|okay|nothing))\b"
 )
 _NOT_RESOLVED = re.compile(r"(?:never|not|n't|nt|wont|dont|doesnt|didnt|won't|don't)\s+(?:\w+\s+)?$")
 _RECENT = re.compile(
@@ -73,7 +77,7 @@ _RECENT = re.compile(
 _HAD_BEFORE = re.compile(r"\bhad\s+(?:a|an|the|his|her|their)?\s*(?:\w+\s+){0,2}$")
 _ONGOING = re.compile(
     r"\b(?:since|still|currently|right\s+now|at\s+the\s+moment|today|tonight|this\s+(?:morning|afternoon|evening|week)"
-    r"|yesterday|last\s+night|keeps?|keeping|again|getting|anymore|any\s+more|now)\b"
+    r"|keeps?|keeping|again|getting|anymore|any\s+more|now)\b"
 )
 _ABOUT = re.compile(
     r"\b(?:(?:risk|risks|chance|chances|likelihood|danger|dangers)\s+of|prevent|preventing|prevention|avoid"
@@ -81,7 +85,7 @@ _ABOUT = re.compile(
     r"|what\s+(?:is|are|does|causes)\s+(?!happening|going\s+on|wrong)|what's\s+(?:a|an|the)\b"
     r"|(?:should|can|could|may)\s+i\s+(?:double|take|use|try|avoid|stop|still|have|fly|drive|exercise)"
     r"|at\s+risk|worried\s+about|worry\s+about|concerned\s+about|afraid\s+of|scared\s+of"
-    r"|mean|does\s+(?:\w+\s+){0,5}always"
+    r"|mean|does\s+(?:\w+\s+){0,5}always|always|risk|risks"
     r"|how\s+(?:common|likely|often|do\s+i\s+know|can\s+i\s+tell|much|many|long|do\s+you)"
     r"|(?:can|could|does|do|will|would|might|may)\s+(?:\w+\s+){0,4}(?:cause|lead\s+to|give|result|make|harm|damage|affect|hurt)"
     r"|is\s+it\s+(?:safe|possible|common|likely|dangerous)|when\s+should|should\s+i\s+worry"
@@ -89,7 +93,10 @@ _ABOUT = re.compile(
 )
 _ABOUT_STRONG = re.compile(
     r"\b(?:(?:should|can|could|may)\s+i\s+(?:double|take|use|try|have|fly|drive)"
-    r"|what\s+(?:should|do|would)\s+i\s+do\s+if|what\s+happens\s+if|in\s+case|what\s+if"
+    r"|what\s+(?:should|do|would)\s+i\s+do\s+if|what\s+(?:happens|would\s+happen|will\s+happen)\s+if"
+    r"|in\s+case|what\s+if|suppose|supposing|if\s+ever|how\s+(?:do|can|would)\s+i\s+(?:know|tell)\s+if"
+    r"|(?:can|could|does|do|will|would|might|may)\s+(?:\w+\s+){0,4}(?:cause|lead\s+to|trigger|give\s+you)"
+    r"|if\s+(?:i|my|you)\b(?=[^.?!]*\b(?:will|would|should|do\s+i|can\s+i|who\s+do\s+i)\b)"
     r"|(?:risk|risks|chance|chances)\s+of|how\s+(?:do|can)\s+i\s+(?:prevent|avoid|stop))\b"
 )
 _ABOUT_END = re.compile(r"\b(?:dangerous|serious|bad|worrying)\s*\?\s*$")
@@ -297,7 +304,7 @@ class RedFlagDetector:
                 continue  # "never goes away"
             if c_start <= resolved.start() < c_end or not ongoing:
                 return True
-        if _PAST.search(clause):
+        if _PAST.search(clause) or _PAST.search(text[s_start:s_end]):
             return not ongoing
         return self._relative_had(doc, clauses, mention, part)
 
@@ -406,6 +413,8 @@ def _closest(options: Sequence[Sequence[_Mention]], near: Optional[int],
     for combo in itertools.product(*options):
         if any(m.sentence in blocked for m in combo):
             continue
+        if len({(m.start, m.end) for m in combo}) < len(combo):
+            continue  # one word can't be two concepts ("inflamed" is not red AND swollen)
         width = max(m.end for m in combo) - min(m.start for m in combo)
         if near is not None and width > near + sum(m.end - m.start for m in combo):
             continue
