@@ -167,7 +167,7 @@ def start_stack(
         encoding="utf-8",
     )
     creds = tmp / "credentials.yml"
-    creds.write_text(credentials or "rest:\n", encoding="utf-8")
+    creds.write_text(credentials or "bot.channels.rest.RestInput:\n", encoding="utf-8")
     stack = RasaStack(
         rasa_url=f"http://127.0.0.1:{rasa_port}",
         actions_url=f"http://127.0.0.1:{actions_port}",

@@ -11,7 +11,7 @@ from bot.channels.enabled import write_credentials
 
 def test_default_start_runs_rest_and_the_widget_only(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     written = yaml.safe_load(write_credentials(tmp_path / "c.yml", env={}).read_text(encoding="utf-8"))
-    assert list(written) == ["rest", "bot.channels.socketio.SocketIOInput"]
+    assert list(written) == ["bot.channels.rest.RestInput", "bot.channels.socketio.SocketIOInput"]
     assert written["bot.channels.socketio.SocketIOInput"]["cors_allowed_origins"] != ["*"]
     assert "channels on: rest, socketio" in capsys.readouterr().out
 

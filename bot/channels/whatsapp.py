@@ -46,12 +46,15 @@ from bot.channels.buttons import (
     numbered_message,
     resolve_reply,
 )
+from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
+from bot.channels.limits import LimitedBlueprint
+from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "whatsapp"
-SENDER_PREFIX = "whatsapp:"
+SENDER_PREFIX = PREFIXES[CHANNEL_NAME]
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DEFAULT_API_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v19.0"
@@ -155,8 +158,12 @@ class GraphClient:
 
 
 def sender_id_for(wa_id: str) -> str:
-    """Conversation id for a WhatsApp user: `whatsapp:<wa_id>`."""
-    return f"{SENDER_PREFIX}{wa_id}"
+    """Conversation id for a WhatsApp user: `whatsapp:<wa_id>`, checked against the sender rule.
+
+    Raises:
+        InvalidSenderId: The wa id breaks the rule.
+    """
+    return sender_id(CHANNEL_NAME, wa_id)
 
 
 def wa_id_from(recipient_id: str) -> str:
@@ -430,14 +437,19 @@ class WhatsAppCloudInput(InputChannel):
         expected = signature_for(request.body or b"", self.app_secret)
         return hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
 
-    def _text_of(self, message: Mapping[str, Any], sender_id: str) -> str | None:
-        """Text Rasa should receive for one message, None for types it cannot handle."""
+    def _text_of(self, message: Mapping[str, Any], sender_id: str) -> tuple[str, bool] | None:
+        """(text, trusted) Rasa should receive for one message, None for types it cannot handle.
+
+        `trusted` marks a payload this channel vouches for: a tapped button or list row, or a
+        typed reply resolved to one of the buttons just sent.
+        """
         kind = message.get("type")
         if kind == "text":
             body = str((message.get("text") or {}).get("body") or "").strip()
             if not body:
                 return None
-            return resolve_reply(body, self._memory.take(sender_id)) or body
+            resolved = resolve_reply(body, self._memory.take(sender_id))
+            return (resolved, True) if resolved else (body, False)
         if kind == "interactive":
             interactive = message.get("interactive") or {}
             reply = interactive.get(str(interactive.get("type"))) or {}
@@ -445,17 +457,23 @@ class WhatsAppCloudInput(InputChannel):
             if not isinstance(reply, dict):
                 return None
             payload = self._short_ids.decode(str(reply.get("id") or ""))
-            return payload or str(reply.get("title") or "").strip() or None
+            text = payload or str(reply.get("title") or "").strip()
+            return (text, True) if text else None
         if kind == "button":  # quick-reply button of a template message
             button = message.get("button") or {}
             self._memory.take(sender_id)
-            return str(button.get("payload") or button.get("text") or "").strip() or None
+            text = str(button.get("payload") or button.get("text") or "").strip()
+            return (text, True) if text else None
         logger.info("Ignoring WhatsApp message of type %s", kind)
         return None
 
-    def _messages(self, notification: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-        """(sender id, text, metadata) for each new message in a notification."""
-        found: list[tuple[str, str, dict[str, Any]]] = []
+    def _messages(self, notification: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any], bool]]:
+        """(sender id, text, metadata, trusted) for each new message in a notification.
+
+        Raises:
+            InvalidSenderId: A sender's wa id breaks the sender rule.
+        """
+        found: list[tuple[str, str, dict[str, Any], bool]] = []
         if notification.get("object") != "whatsapp_business_account":
             return found
         for entry in notification.get("entry") or []:
@@ -476,9 +494,9 @@ class WhatsAppCloudInput(InputChannel):
                     message_id = str(message.get("id") or "")
                     if message_id and not self._seen.add(message_id):
                         continue
-                    sender_id = sender_id_for(str(message["from"]))
-                    text = self._text_of(message, sender_id)
-                    if text:
+                    conversation = sender_id_for(str(message["from"]))
+                    inbound = self._text_of(message, conversation)
+                    if inbound:
                         metadata = {
                             "whatsapp": {
                                 "message_id": message_id,
@@ -486,12 +504,12 @@ class WhatsAppCloudInput(InputChannel):
                                 "phone_number_id": number_id,
                             }
                         }
-                        found.append((sender_id, text, metadata))
+                        found.append((conversation, inbound[0], metadata, inbound[1]))
         return found
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes for Meta's webhook: verification handshake and signed notifications."""
-        whatsapp_webhook = Blueprint("whatsapp_cloud_webhook", __name__)
+        whatsapp_webhook = LimitedBlueprint("whatsapp_cloud_webhook", __name__)
 
         @whatsapp_webhook.listener("before_server_stop")
         async def stop(_: Any, __: asyncio.AbstractEventLoop) -> None:
@@ -520,28 +538,34 @@ class WhatsAppCloudInput(InputChannel):
                 return response.json({"ok": False}, status=403)
             try:
                 notification = json.loads(request.body or b"")
-            except ValueError:
-                return response.json({"ok": False, "error": "invalid JSON"}, status=400)
+            except (ValueError, RecursionError):
+                notification = None
             if not isinstance(notification, dict):
-                return response.json({"ok": False, "error": "invalid JSON"}, status=400)
+                return error_response("invalid_json", "the body must be a JSON object (a webhook notification)")
             try:
                 messages = self._messages(notification)
+            except InvalidSenderId as error:
+                return error_response("invalid_sender", str(error))
             except (AttributeError, TypeError, ValueError):
                 # Signed but not shaped as documented: acknowledge, or Meta resends it.
                 logger.warning("Ignoring a malformed WhatsApp notification", exc_info=True)
                 messages = []
             out_channel = self.get_output_channel()
-            for sender_id, text, metadata in messages:
+            tracker_store = tracker_store_of(request.app)
+            for conversation, text, metadata, trusted in messages:
                 try:
-                    await on_new_message(
-                        UserMessage(
-                            text,
-                            out_channel,
-                            sender_id,
-                            input_channel=self.name(),
-                            metadata=metadata,
-                        )
+                    await deliver(
+                        on_new_message,
+                        text,
+                        out_channel,
+                        conversation,
+                        self.name(),
+                        metadata,
+                        tracker_store=tracker_store,
+                        trusted=trusted,
                     )
+                except BadMessage:
+                    logger.warning("Ignoring a WhatsApp message that is not text")
                 except Exception:
                     # Answer 200 anyway: Meta would redeliver the whole batch for days.
                     logger.exception("Handling a WhatsApp message failed")
