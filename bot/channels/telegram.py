@@ -27,7 +27,6 @@ import hmac
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,6 +47,7 @@ from bot.channels.buttons import (
 )
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
+from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
 
@@ -289,23 +289,6 @@ class TelegramOutput(OutputChannel):
         await self._send(method, params)
 
 
-class _SeenIds:
-    """Bounded set of recent update ids: Telegram redelivers an update it thinks timed out."""
-
-    def __init__(self, size: int = 2048) -> None:
-        self._ids: OrderedDict[int, None] = OrderedDict()
-        self._size = size
-
-    def add(self, update_id: int) -> bool:
-        """Record `update_id`; False if it was already seen."""
-        if update_id in self._ids:
-            return False
-        self._ids[update_id] = None
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
-
-
 def _keyboard_title(message: Mapping[str, Any], data: str) -> str | None:
     """Title of the inline button with `data`, from the message Telegram echoes back."""
     markup = message.get("reply_markup") or {}
@@ -402,7 +385,7 @@ class TelegramInput(InputChannel):
         self.api = BotApiClient(access_token, self.api_base_url)
         self._short_ids = ShortIds()
         self._memory = ButtonMemory()
-        self._seen = _SeenIds()
+        self._replays = ReplayGuard(CHANNEL_NAME)
         self._webhook_task: asyncio.Task[None] | None = None
 
     def get_output_channel(self) -> TelegramOutput:
@@ -574,8 +557,12 @@ class TelegramInput(InputChannel):
                 update = None
             if not isinstance(update, dict):
                 return error_response("invalid_json", "the body must be a JSON object (a Telegram Update)")
+            message = update.get("message")
+            if isinstance(message, dict) and self._replays.is_too_old(message.get("date")):
+                logger.warning("Ignoring a Telegram message older than the replay window")
+                return response.json({"ok": True, "status": "too_old"})
             update_id = update.get("update_id")
-            if isinstance(update_id, int) and not self._seen.add(update_id):
+            if isinstance(update_id, int) and not await self._replays.first_time(update_id):
                 return response.json({"ok": True, "status": "duplicate"})
             await self._answer_callback(update)
             try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from twilio.request_validator import RequestValidator
 from bot.channels.buttons import ButtonMemory, numbered_message, resolve_reply
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
+from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 
 logger = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class TwilioWhatsAppInput(TwilioInput):
         self._validator = RequestValidator(auth_token)
         self._memory = ButtonMemory()
         self._output: TwilioWhatsAppOutput | None = None
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._replays = ReplayGuard(CHANNEL_NAME)
 
     def get_output_channel(self) -> TwilioWhatsAppOutput:
         """One shared output channel (and HTTP session); cheap, no I/O."""
@@ -231,16 +231,6 @@ class TwilioWhatsAppInput(TwilioInput):
         params = {key: values[0] for key, values in request.form.items() if values}
         url = self.webhook_url or request.url
         return bool(self._validator.validate(url, params, signature))
-
-    def _is_new(self, message_sid: str) -> bool:
-        if not message_sid:
-            return True
-        if message_sid in self._seen:
-            return False
-        self._seen[message_sid] = None
-        while len(self._seen) > 4096:
-            self._seen.popitem(last=False)
-        return True
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes for Twilio: health check and signed message webhooks."""
@@ -267,7 +257,7 @@ class TwilioWhatsAppInput(TwilioInput):
                 conversation = sender_id(CHANNEL_NAME, sender)
             except InvalidSenderId as error:
                 return error_response("invalid_sender", str(error))
-            if not self._is_new(str(request.form.get("MessageSid") or "")):
+            if not await self._replays.first_time(str(request.form.get("MessageSid") or "")):
                 return _no_reply()
             resolved = resolve_reply(text.strip(), self._memory.take(sender))
             try:

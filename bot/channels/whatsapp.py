@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,6 +47,7 @@ from bot.channels.buttons import (
 )
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
+from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
 
@@ -318,23 +318,6 @@ class WhatsAppCloudOutput(OutputChannel):
         await self._send(recipient_id, content)
 
 
-class _SeenIds:
-    """Bounded set of recent message ids: Meta redelivers webhooks it thinks failed."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-
-    def add(self, message_id: str) -> bool:
-        """Record `message_id`; False if it was already seen."""
-        if message_id in self._ids:
-            return False
-        self._ids[message_id] = None
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
-
-
 def signature_for(body: bytes, app_secret: str) -> str:
     """`X-Hub-Signature-256` value Meta sends: `sha256=` + hex HMAC of the raw body."""
     digest = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
@@ -425,7 +408,7 @@ class WhatsAppCloudInput(InputChannel):
         self.client = GraphClient(access_token, phone_number_id, api_base_url, api_version)
         self._short_ids = ShortIds()
         self._memory = ButtonMemory()
-        self._seen = _SeenIds()
+        self._replays = ReplayGuard(CHANNEL_NAME)
 
     def get_output_channel(self) -> WhatsAppCloudOutput:
         """Output channel sharing this channel's client; cheap, no I/O."""
@@ -492,8 +475,6 @@ class WhatsAppCloudInput(InputChannel):
                     if not isinstance(message, dict) or not message.get("from"):
                         continue
                     message_id = str(message.get("id") or "")
-                    if message_id and not self._seen.add(message_id):
-                        continue
                     conversation = sender_id_for(str(message["from"]))
                     inbound = self._text_of(message, conversation)
                     if inbound:
@@ -553,6 +534,12 @@ class WhatsAppCloudInput(InputChannel):
             out_channel = self.get_output_channel()
             tracker_store = tracker_store_of(request.app)
             for conversation, text, metadata, trusted in messages:
+                sent = metadata["whatsapp"]
+                if self._replays.is_too_old(sent["timestamp"]):
+                    logger.warning("Ignoring a WhatsApp message older than the replay window")
+                    continue
+                if sent["message_id"] and not await self._replays.first_time(sent["message_id"]):
+                    continue
                 try:
                     await deliver(
                         on_new_message,

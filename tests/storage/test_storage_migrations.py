@@ -23,6 +23,7 @@ TABLES = {
     "red_flag_alerts",
     "answer_feedback",
     "notification_outbox",
+    "seen_channel_messages",
 }
 
 
@@ -33,7 +34,7 @@ def test_upgrade_creates_every_table_at_head(database: Database) -> None:
             text("SELECT version_num FROM alembic_version")
         ).scalar()
     assert TABLES | {"alembic_version"} <= names
-    assert version == "0001_initial"
+    assert version == "0002_seen_channel_messages"
 
 
 def test_migration_matches_models(database: Database) -> None:
