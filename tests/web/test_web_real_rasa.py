@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SESSION_JS = (
-    "() => JSON.parse(localStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl)).sessionId"
+    "() => JSON.parse(sessionStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl)).sessionId"
 )
 
 
