@@ -571,9 +571,10 @@ class TelegramInput(InputChannel):
                     conversation = sender_id_for(inbound[0])
             except InvalidSenderId as error:
                 return error_response("invalid_sender", str(error))
-            except (AttributeError, TypeError, ValueError):
+            except (AttributeError, TypeError, ValueError) as error:
                 # Authentic but not shaped as documented: acknowledge, or Telegram resends it.
-                logger.warning("Ignoring a malformed Telegram update", exc_info=True)
+                # One line, no traceback: hostile input must not flood the log.
+                logger.warning("Ignoring a malformed Telegram update: %s: %s", type(error).__name__, error)
                 inbound = None
             if inbound is None:
                 return response.json({"ok": True, "status": "ignored"})

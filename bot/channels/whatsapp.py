@@ -527,9 +527,10 @@ class WhatsAppCloudInput(InputChannel):
                 messages = self._messages(notification)
             except InvalidSenderId as error:
                 return error_response("invalid_sender", str(error))
-            except (AttributeError, TypeError, ValueError):
+            except (AttributeError, TypeError, ValueError) as error:
                 # Signed but not shaped as documented: acknowledge, or Meta resends it.
-                logger.warning("Ignoring a malformed WhatsApp notification", exc_info=True)
+                # One line, no traceback: hostile input must not flood the log.
+                logger.warning("Ignoring a malformed WhatsApp notification: %s: %s", type(error).__name__, error)
                 messages = []
             out_channel = self.get_output_channel()
             tracker_store = tracker_store_of(request.app)
