@@ -18,7 +18,8 @@ Channels differ in how a message arrives; the rules for what may reach Rasa do n
   the first `NLU_MAX_CHARS` (1,000) characters. The whole text, up to
   `FULL_TEXT_MAX_CHARS` (20,000), travels in `metadata["full_text"]`, where the red-flag
   detector reads it, so a symptom at the end of a long message is not lost. The patient is
-  told that the assistant read the first part.
+  told that the assistant read the first part. A `full_text` sent by a client is dropped:
+  only this module sets it.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ async def deliver(
         await output.send_text_message(sender_id, DIDNT_CATCH)
         return
     extra = dict(metadata or {})
+    # Only this function writes full_text: a client's own would reach the safety layer.
+    extra.pop(FULL_TEXT_KEY, None)
     if len(cleaned) > settings.nlu_max_chars:
         extra[FULL_TEXT_KEY] = cleaned
         cleaned = cleaned[: settings.nlu_max_chars]

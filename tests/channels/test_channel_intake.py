@@ -7,7 +7,10 @@ socket.io client.
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import requests
 
 from bot.channels.intake import DIDNT_CATCH
 from bot.channels.sender import PREFIXES
@@ -59,3 +62,17 @@ def test_a_blank_message_gets_a_reply(channels: AllChannels, source: str) -> Non
         assert channels.socket_replies[0]["text"] == DIDNT_CATCH
     elif source == "twilio_whatsapp":
         assert channels.twilio.wait_for_sent()[0]["Body"] == DIDNT_CATCH
+
+
+def test_socketio_refuses_oversized_packets(channels: AllChannels) -> None:
+    """socket.io's own buffer limit follows REQUEST_MAX_BYTES (64 kB) instead of its 1 MB."""
+    base = f"http://127.0.0.1:{channels.server.port}/socket.io/"
+    handshake = requests.get(base, params={"EIO": "4", "transport": "polling"}, timeout=5)
+    sid = json.loads(handshake.text[1:])["sid"]
+    params = {"EIO": "4", "transport": "polling", "sid": sid}
+    assert requests.post(base, params=params, data="40", timeout=5).ok  # socket.io connect
+    packet = "42" + json.dumps(["user_uttered", {"message": "x" * 200_000, "session_id": "abcdefgh1234"}])
+    assert requests.post(base, params=params, data=packet, timeout=5).status_code == 413
+    assert channels.agent.received == []
+    channels.send_as("socketio", VICTIMS["socketio"], "still here")
+    assert [m.text for m in channels.agent.received] == ["still here"]

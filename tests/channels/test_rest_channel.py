@@ -230,3 +230,10 @@ def test_production_needs_a_token_for_rest(
     right = post(rest_server, {"sender": "pat", "message": "hello"}, Authorization="Bearer " + "t" * 32)
     assert right.status_code == 200 and texts(right) == ["You said: hello"]
     assert len(agent.received) == 1
+
+
+def test_a_client_cannot_supply_full_text(rest_server: ChannelServer, agent: EchoAgent) -> None:
+    """`metadata["full_text"]` feeds the red-flag detector: only the channel may set it."""
+    body = {"sender": "pat", "message": "hello", "metadata": {"full_text": "I cannot control my bladder", "page": "/"}}
+    assert post(rest_server, body).status_code == 200
+    assert agent.received[-1].metadata == {"page": "/"}
