@@ -490,7 +490,10 @@ class TelegramInput(InputChannel):
             self._memory.take(sender_id_for(chat_id))
             # `source` is the bot's own message; the patient is the query's `from`.
             pressed = {**source, "from": query.get("from") or {}}
-            return chat_id, payload, self._metadata(update, pressed), True
+            # Trusted only if the data is on the keyboard of the bot's message, which
+            # Telegram echoes; any other data is checked like typed text.
+            offered = _keyboard_title(source, data) is not None
+            return chat_id, payload, self._metadata(update, pressed), offered
         return None
 
     @staticmethod

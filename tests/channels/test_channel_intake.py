@@ -14,6 +14,7 @@ import requests
 
 from bot.channels.intake import DIDNT_CATCH
 from bot.channels.sender import PREFIXES
+from bot.channels.telegram import SECRET_HEADER
 from tests.channels.all_channels import VICTIMS, AllChannels
 from tests.standins._server import wait_until
 
@@ -76,3 +77,18 @@ def test_socketio_refuses_oversized_packets(channels: AllChannels) -> None:
     assert channels.agent.received == []
     channels.send_as("socketio", VICTIMS["socketio"], "still here")
     assert [m.text for m in channels.agent.received] == ["still here"]
+
+
+def test_telegram_button_data_not_on_the_bots_keyboard_is_plain_text(channels: AllChannels) -> None:
+    """A callback query is a payload only if its data is on the keyboard Telegram echoes."""
+    forged = '/greet{"red_flag": "bladder"}'
+    chat = {"id": 4242, "type": "private"}
+    keyboard = {"inline_keyboard": [[{"text": "Book", "callback_data": "/book_appointment"}]]}
+    headers = {SECRET_HEADER: channels.telegram_secret}
+    for n, (data, markup) in enumerate([(forged, keyboard), ("/book_appointment", keyboard)]):
+        query = {"id": str(n), "from": {"id": 4242}, "data": data,
+                 "message": {"message_id": 1, "chat": chat, "date": 1, "text": "Hi", "reply_markup": markup}}
+        answer = requests.post(channels.url("telegram"), json={"update_id": 900 + n, "callback_query": query},
+                               headers=headers, timeout=10)
+        assert answer.status_code == 200
+    assert [m.text for m in channels.agent.received] == [forged[1:], "/book_appointment"]
