@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install browser migrate train run shell validate test eval bench lint clean
+.PHONY: install browser migrate train run shell validate test eval eval-safety bench lint clean
 
 # Create the virtualenv and install the pinned dependencies (again when the pins change).
 install: $(STAMP)
@@ -55,6 +55,13 @@ test: install browser train
 # NLU on the held-out split: accuracy, macro-F1 and the confusions.
 eval: train
 	$(BIN)/python -m bot.evaluate
+
+# Safety triage on the project's safety set (each message alone and at a form prompt):
+# recall per category and tier, false alarms, screening rate; fails under recall 1.00 or
+# above 2% false alarms. The blind set is reported too (written unseen, never tuned on).
+eval-safety: train
+	$(BIN)/python -m bot.evaluate_safety --set tests/safety/holdout.yml
+	$(BIN)/python -m bot.evaluate_safety --set tests/safety/blind.yml --min-recall 0 --max-false-alarms 1
 
 bench: train
 	$(BIN)/python -m bot.bench

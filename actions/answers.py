@@ -47,6 +47,28 @@ def send_answer(
     return answer_events(topic)
 
 
+QUESTION_CONFIDENCE = 0.6
+
+
+def answer_question_in_form(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """Answer an article question asked at a form prompt; True if one was answered.
+
+    A patient asked for their phone number may ask "what is PRP?" instead: they get the
+    answer, then the form asks its question again (it is not read as a bad phone number).
+    """
+    intent = tracker.latest_message.get("intent") or {}
+    if float(intent.get("confidence") or 0.0) < QUESTION_CONFIDENCE:
+        return False
+    topic = topic_for_intent(intent.get("name"))
+    kb = get_knowledge_base()
+    if topic not in kb.topics:
+        return False
+    answer = kb.answer(topic, named_body_part(tracker))
+    send_bubbles(dispatcher, answer.bubbles)
+    dispatcher.utter_message(text="Now, back to your request:")
+    return True
+
+
 class ActionAnswerTopic(Action):
     """Answer the article topic named by the intent (`ask_<topic>`)."""
 

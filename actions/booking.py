@@ -24,6 +24,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.answers import answer_question_in_form
 from actions.common import conversation_id, latest_intent
 from bot.clock import now
 from bot.profile import get_profile
@@ -93,7 +94,10 @@ def _parse(
     try:
         return parse(value)
     except Invalid as exc:
-        dispatcher.utter_message(text=str(exc))
+        # not a value for this field: a question gets its answer (the form then asks
+        # again); only a real attempt at the field is told what was wrong with it
+        if not answer_question_in_form(dispatcher, tracker):
+            dispatcher.utter_message(text=str(exc))
         return REJECTED
 
 
@@ -162,7 +166,9 @@ class ContactFormValidation(FormValidationAction, ABC):
                 f"phoning {get_profile().phone_text()}."
             )
             return {"contact_consent": False}
-        dispatcher.utter_message(text="Please answer yes or no.")
+        if answer_question_in_form(dispatcher, tracker):
+            return {"contact_consent": None}
+        dispatcher.utter_message(text="Please answer yes or no, so I know I may keep your details.")
         return {"contact_consent": None}
 
     def validate_full_name(
@@ -385,7 +391,7 @@ class ActionSubmitBooking(Action):
         dispatcher.utter_message(
             text="If your symptoms get much worse before then, or you notice warning signs, "
             "please seek urgent care.",
-            buttons=[{"title": "When to get urgent help", "payload": "/report_red_flag"}],
+            buttons=[{"title": "When to get urgent help", "payload": "/ask_warning_signs"}],
         )
         return [*_reset(), SlotSet("booking_reference", saved.reference)]
 

@@ -14,7 +14,7 @@ from bot.knowledge_base import get_knowledge_base, topic_for_intent
 INTENT_LABELS = {
     "book_appointment": "Book a consultation",
     "request_human": "Talk to a person",
-    "report_red_flag": "When to get urgent help",
+    "ask_warning_signs": "When to get urgent help",
     "describe_symptoms": "I'm describing my symptoms",
     "ask_capabilities": "What can you help with?",
 }

@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 BOOK_BUTTON = {"title": "Book a consultation", "payload": "/book_appointment"}
 HUMAN_BUTTON = {"title": "Talk to a person", "payload": "/request_human"}
-URGENT_BUTTON = {"title": "When to get urgent help", "payload": "/report_red_flag"}
+URGENT_BUTTON = {"title": "When to get urgent help", "payload": "/ask_warning_signs"}
 
 
 def send_bubbles(

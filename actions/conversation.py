@@ -13,7 +13,7 @@ from bot.records import save_feedback
 
 
 class ActionHandleYesNo(Action):
-    """Act on "yes"/"no" to a booking offer, a feedback question or a call-back offer."""
+    """Act on "yes"/"no" to a booking, feedback, call-back or talk-to-a-person offer."""
 
     def name(self) -> str:
         """Action name used by the affirm/deny rules."""
@@ -42,6 +42,14 @@ class ActionHandleYesNo(Action):
             return [cleared, FollowupAction(target)]
         if offer == "callback":
             return [cleared, SlotSet("callback_declined", True), FollowupAction("action_request_human")]
+        if offer == "human":  # after the crisis response: "would you like to talk to a person?"
+            if yes:
+                return [cleared, FollowupAction("action_request_human")]
+            dispatcher.utter_message(
+                text="That's OK. I'm here if you want to keep talking, and the numbers above "
+                "are there any time, day or night."
+            )
+            return [cleared]
         if yes:
             dispatcher.utter_message(text="Great. What would you like to know? You can ask in your own words.")
         else:

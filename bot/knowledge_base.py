@@ -89,7 +89,6 @@ class KnowledgeBase:
             )
             for key, entry in raw_topics.items()
         }
-        self.red_flags: Mapping[str, Any] = data.get("red_flags") or {}
         self.symptom_hints: List[Mapping[str, Any]] = list(data.get("symptom_hints") or [])
         self._validate()
 
@@ -109,8 +108,6 @@ class KnowledgeBase:
         for hint in self.symptom_hints:
             if hint.get("topic") not in self.topics:
                 problems.append(f"symptom hint points to unknown topic {hint.get('topic')!r}")
-        if not self.red_flags.get("answer"):
-            problems.append("red_flags.answer is required")
         if problems:
             raise KnowledgeBaseError("; ".join(problems))
 
@@ -163,10 +160,6 @@ class KnowledgeBase:
             f"{topic.title.lower()}. Please ask your doctor, who can explain them for "
             f"your situation."
         ]
-
-    def red_flag_advice(self) -> List[str]:
-        """The safety protocol's list of symptoms that need urgent care."""
-        return [self._fill(b) for b in self.red_flags["answer"]]
 
     def topics_for_symptoms(self, text: str, limit: int = 3) -> List[str]:
         """Topics whose hint words occur in a patient's description (by lemma)."""

@@ -1,11 +1,14 @@
 """Dialogue policies that outrank everything Rasa would otherwise do.
 
-`RedFlagPolicy`: an emergency symptom is answered first, in any turn, even inside a form
-(Rasa's RulePolicy would otherwise keep the form going: its loop predictions beat normal
-ones, so this policy marks its own as loop-grade and carries the highest priority).
+`SafetyPolicy`: an emergency is answered first, in any turn, even inside a form (Rasa's
+RulePolicy would otherwise keep the form going: its loop predictions beat normal ones, so
+this policy marks its own as loop-grade and carries the highest priority). After a message
+with `red_flag` entities it runs `action_red_flag`; after one the detector only suspects
+(`safety_suspect`), `action_safety_screen` asks one screening question, and the patient's
+answer goes to `action_safety_screen_answer` whatever else is going on.
 
 `HumanTakeoverPolicy`: while a staff member has taken a conversation over (slot
-`human_takeover`), the bot stays silent, except for red flags, which still come first.
+`human_takeover`), the bot stays silent, except for safety, which still comes first.
 
 Loading these policies also installs `bot.action_server_down` (a reply instead of
 silence when the action server is unreachable).
@@ -26,11 +29,14 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.action_server_down import install as install_action_server_apology
-from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT
+from bot.safety import RED_FLAG_ENTITY, SUSPECT_ENTITY
 
 install_action_server_apology()
 
 RED_FLAG_ACTION = "action_red_flag"
+SCREEN_ACTION = "action_safety_screen"
+SCREEN_ANSWER_ACTION = "action_safety_screen_answer"
+SCREEN_SLOT = "safety_screen"
 TAKEOVER_SLOT = "human_takeover"
 
 
@@ -42,14 +48,27 @@ def user_just_spoke(tracker: DialogueStateTracker) -> bool:
     )
 
 
-def has_red_flag(tracker: DialogueStateTracker) -> bool:
-    """Whether the latest user message was classified or detected as a red flag."""
+def _has_entity(tracker: DialogueStateTracker, entity: str) -> bool:
     message = tracker.latest_message
-    if message is None:
-        return False
-    if message.intent.get("name") == RED_FLAG_INTENT:
-        return True
-    return any(e.get("entity") == RED_FLAG_ENTITY for e in message.entities)
+    return message is not None and any(e.get("entity") == entity for e in message.entities)
+
+
+def has_red_flag(tracker: DialogueStateTracker) -> bool:
+    """Whether the safety rules found an emergency or red flag in the latest message."""
+    return _has_entity(tracker, RED_FLAG_ENTITY)
+
+
+def safety_action(tracker: DialogueStateTracker) -> Optional[str]:
+    """The safety action the latest user message calls for, if any."""
+    if not user_just_spoke(tracker):
+        return None
+    if has_red_flag(tracker):
+        return RED_FLAG_ACTION
+    if tracker.get_slot(SCREEN_SLOT):
+        return SCREEN_ANSWER_ACTION
+    if _has_entity(tracker, SUSPECT_ENTITY):
+        return SCREEN_ACTION
+    return None
 
 
 class _OverridePolicy(Policy):
@@ -62,7 +81,7 @@ class _OverridePolicy(Policy):
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        """Priority above RulePolicy (6); RedFlagPolicy sets a higher one still."""
+        """Priority above RulePolicy (6); SafetyPolicy sets a higher one still."""
         return {"priority": 8}
 
     def __init__(
@@ -95,8 +114,8 @@ class _OverridePolicy(Policy):
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
-class RedFlagPolicy(_OverridePolicy):
-    """Runs `action_red_flag` right after any red-flag message, then listens."""
+class SafetyPolicy(_OverridePolicy):
+    """Alert, screening question or screening answer first; then listen (see module docstring)."""
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
@@ -110,11 +129,12 @@ class RedFlagPolicy(_OverridePolicy):
         rule_only_data: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
-        """Force the red-flag action after a red-flag message."""
-        if tracker.latest_action_name == RED_FLAG_ACTION:
+        """Force the safety action a message calls for; listen after it spoke."""
+        if tracker.latest_action_name in (RED_FLAG_ACTION, SCREEN_ACTION, SCREEN_ANSWER_ACTION):
             return self._force(ACTION_LISTEN_NAME, domain)
-        if user_just_spoke(tracker) and has_red_flag(tracker):
-            return self._force(RED_FLAG_ACTION, domain)
+        action = safety_action(tracker)
+        if action:
+            return self._force(action, domain)
         return self._abstain(domain)
 
 
@@ -133,7 +153,7 @@ class HumanTakeoverPolicy(_OverridePolicy):
         if (
             tracker.get_slot(TAKEOVER_SLOT)
             and user_just_spoke(tracker)
-            and not has_red_flag(tracker)
+            and safety_action(tracker) is None
         ):
             return self._force(ACTION_LISTEN_NAME, domain)
         return self._abstain(domain)

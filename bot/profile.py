@@ -32,7 +32,9 @@ REQUIRED = (
     "emergency_advice",
     "opening_hours",
 )
-CONTACT_FIELDS = ("phone", "whatsapp", "email", "address", "booking_url", "emergency_number")
+CONTACT_FIELDS = (
+    "phone", "whatsapp", "email", "address", "booking_url", "emergency_number", "crisis_line"
+)
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -80,6 +82,11 @@ class PracticeProfile:
         """The emergency number, falling back to generic advice if unset."""
         number = self.contact("emergency_number")
         return f"call {number}" if number else "call your local emergency number"
+
+    def crisis_text(self) -> str:
+        """The crisis line for suicidal thoughts or self-harm, or generic wording if unset."""
+        line = self.contact("crisis_line")
+        return f"call {line}" if line else "call your local emergency number or a crisis helpline"
 
     def contact_lines(self) -> List[str]:
         """Lines for a handoff message: only details the clinic has confirmed."""

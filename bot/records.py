@@ -1,42 +1,62 @@
 """What the actions store, and what happens when the database is away.
 
-Actions call these coroutines; the blocking SQLAlchemy work runs in a worker thread so the
-action server keeps answering. When the database is unreachable the record is written to
-a local spool file (JSON lines under the data directory) instead of being lost, and the
-spool is replayed, in order, as soon as a later call finds the database back. Bookings
-replay idempotently (their idempotency key), so a replay never creates a second request.
-After anything that queues a staff notification, delivery is kicked off in the background.
+Actions call these coroutines; the blocking SQLAlchemy work runs in a daemon thread with
+a time budget (DB_OPERATION_TIMEOUT_SECONDS), so the action server keeps answering even
+when the database hangs. When the database is unreachable or silent the record is kept
+in a private spool of this database (`bot.spool`: one line per record, 0600, encrypted
+with SPOOL_KEY when set) instead of being lost. A timer in the action server stores the
+spool every SPOOL_FLUSH_SECONDS until it is empty (started the first time a record is
+spooled or found waiting); `python -m bot.run` also stores it at start-up. A spooled
+red-flag alert is sent to staff at once through the notifiers, not only once stored.
+A spooled line that can never be stored is quarantined for a person, so it cannot hold
+up the others. Bookings replay idempotently (their idempotency key). After anything
+that queues a staff notification, delivery is kicked off in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import os
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
+from bot import spool
 from bot.settings import get_settings
-from bot.storage.database import DatabaseUnavailable
+from bot.storage.database import DatabaseUnavailable, abandon_when, is_data_error
+from bot.storage.offload import DatabaseStalled, run_blocking
 from bot.storage.repository import (
+    MAX_EXCERPT,
     BookingRecord,
     HandoffRecord,
     Repository,
     ValidationError,
+    clean_excerpt,
 )
 
 logger = logging.getLogger(__name__)
-_spool_lock = threading.Lock()
+_append_lock = threading.Lock()  # held only for a file append or the final merge
+_flush_lock = threading.Lock()  # one flush at a time; a second caller does not wait
 _background: Set[asyncio.Task[Any]] = set()
+_flusher: Optional[asyncio.Task[None]] = None
 
 SPOOLED = "spooled"
+FLUSHING = "flushing.jsonl"
 
 
 def spool_path() -> Path:
-    """Where records wait while the database is unreachable."""
-    return get_settings().data_dir / "spool" / "pending-records.jsonl"
+    """Where records wait while this process's database is unreachable."""
+    settings = get_settings()
+    return spool.spool_dir("records", settings.database_url, settings) / "pending.jsonl"
+
+
+def quarantine_dir() -> Path:
+    """Where spooled records that can never be stored wait for a person."""
+    return spool_path().parent / spool.QUARANTINE
 
 
 def _repo() -> Repository:
@@ -65,57 +85,168 @@ def _decode(kind: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
 
 def _spool(kind: str, kwargs: Dict[str, Any]) -> None:
     path = spool_path()
-    with _spool_lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"kind": kind, "kwargs": _encode(kwargs)}) + "\n")
-    logger.error("database unreachable: %s record kept in %s until it is back", kind, path)
+    line = spool.seal(json.dumps({"kind": kind, "kwargs": _encode(kwargs)}))
+    with _append_lock:
+        spool.append_private(path, line + b"\n")
+    logger.error("database unreachable: %s record kept in %s until it is back", kind, path.parent)
 
 
-def flush_spool() -> int:
-    """Store spooled records now that the database answers; returns how many were saved."""
+def _quarantine_line(line: bytes, reason: str) -> None:
+    target = quarantine_dir() / "records.jsonl"
+    with _append_lock:
+        spool.append_private(target, line + b"\n")
+    logger.error(
+        "a spooled record was quarantined (%s): it cannot be stored and is kept in %s for a "
+        "person to check; the other records are stored",
+        reason,
+        target.parent,
+    )
+    from bot.notify.direct import send_now
+
+    payload = {
+        "problem": "spooled record quarantined",
+        "error": reason,
+        "effect": f"a record kept during a database outage cannot be stored; it is in {target.parent}",
+    }
+    send_now("system", payload, "records-quarantine")
+
+
+def flush_spool(abandoned: Optional[threading.Event] = None) -> int:
+    """Store spooled records now that the database answers; returns how many were saved.
+
+    Each line is stored on its own: the database being away stops the run (the rest is
+    kept, in order), a line that can never be stored is quarantined. Records spooled
+    meanwhile go to a fresh file and are kept.
+    """
+    if not _flush_lock.acquire(blocking=False):
+        return 0  # another flush is running (or stuck on a silent database)
+    try:
+        with abandon_when(abandoned or threading.Event()):
+            return _flush_locked()
+    finally:
+        _flush_lock.release()
+
+
+def _flush_locked() -> int:
     path = spool_path()
-    with _spool_lock:
-        if not path.exists():
-            return 0
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line]
-        operations = _operations()
-        saved = 0
-        remaining: List[str] = []
-        for index, line in enumerate(lines):
-            item = json.loads(line)
-            try:
-                operations[item["kind"]](**_decode(item["kind"], item["kwargs"]))
-                saved += 1
-            except DatabaseUnavailable:
+    work = path.with_name(FLUSHING)
+    with _append_lock:
+        if not work.exists():
+            if not path.exists():
+                return 0
+            os.replace(path, work)
+    lines = [line for line in work.read_bytes().splitlines() if line.strip()]
+    operations = _operations()
+    saved = 0
+    remaining: List[bytes] = []
+    for index, line in enumerate(lines):
+        try:
+            item = json.loads(spool.unseal(line))
+            kind = item["kind"]
+            operations[kind](**_decode(kind, item["kwargs"]))
+        except DatabaseUnavailable:
+            remaining = lines[index:]
+            break
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            # ValueError covers JSON errors, undecryptable lines and refused values
+            _quarantine_line(line, type(exc).__name__)
+            continue
+        except Exception as exc:  # noqa: BLE001 - e.g. DataError/IntegrityError
+            if not is_data_error(exc):
                 remaining = lines[index:]
+                logger.error("storing spooled records stopped (%s); they are kept", type(exc).__name__)
                 break
-            except ValidationError as exc:
-                logger.error("dropping spooled %s record that is invalid: %s", item["kind"], exc)
+            _quarantine_line(line, type(exc).__name__)
+            continue
+        saved += 1
+    with _append_lock:
         if remaining:
-            path.write_text("\n".join(remaining) + "\n", encoding="utf-8")
-        else:
-            path.unlink()
+            newer = path.read_bytes() if path.exists() else b""
+            spool.write_private(path, b"\n".join(remaining) + b"\n" + newer)
+        work.unlink()
     if saved:
         logger.warning("saved %d record(s) kept while the database was unreachable", saved)
     return saved
 
 
-def _store(kind: str, kwargs: Dict[str, Any]) -> Any:
-    """Store one record (after any spooled ones); spool it if the database is away."""
+def _store(kind: str, kwargs: Dict[str, Any], abandoned: threading.Event) -> Any:
+    """Store one record; spool it if the database is away."""
     try:
-        flush_spool()
-        return _operations()[kind](**kwargs)
+        with abandon_when(abandoned):
+            return _operations()[kind](**kwargs)
     except DatabaseUnavailable:
-        _spool(kind, kwargs)
+        if not abandoned.is_set():  # when set, the caller gave up and spooled it already
+            _spool(kind, kwargs)
         return SPOOLED
 
 
 async def _store_async(kind: str, kwargs: Dict[str, Any]) -> Any:
-    result = await asyncio.to_thread(_store, kind, kwargs)
-    if result is not SPOOLED and kind != "feedback":
-        notify_in_background()
+    budget = get_settings().db_operation_timeout_seconds
+    try:
+        result = await run_blocking(functools.partial(_store, kind, kwargs), budget)
+    except DatabaseStalled:  # a late answer commits nothing (abandon_when): the spool has it
+        await asyncio.to_thread(_spool, kind, kwargs)
+        result = SPOOLED
+    if result is SPOOLED:
+        if kind == "red_flag":
+            _in_background(asyncio.to_thread(alert_spooled_red_flag, kwargs))
+        start_flushing()
+    else:
+        if kind != "feedback":
+            notify_in_background()
+        if spool_path().exists() or spool_path().with_name(FLUSHING).exists():
+            start_flushing(now=True)
     return result
+
+
+def alert_spooled_red_flag(kwargs: Dict[str, Any]) -> int:
+    """Send staff a red-flag alert that could only be spooled; returns channels reached."""
+    from bot.notify.direct import send_now
+
+    payload = {
+        "alert_id": None,
+        "conversation_id": kwargs.get("conversation_id"),
+        "flags": list(kwargs.get("flags") or []),
+        "tier": kwargs.get("tier"),
+        "categories": list(kwargs.get("categories") or []),
+        "message_excerpt": clean_excerpt(kwargs.get("message"), MAX_EXCERPT),
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "note": "Not stored yet: the database is unreachable. It will be stored (and "
+        "notified again) when the database is back.",
+    }
+    return send_now("red_flag", payload, "spooled-red-flag")
+
+
+def start_flushing(now: bool = False) -> None:
+    """Store the spool every SPOOL_FLUSH_SECONDS until it is empty, in this event loop."""
+    global _flusher
+    loop = asyncio.get_running_loop()
+    if _flusher is not None and not _flusher.done() and _flusher.get_loop() is loop:
+        return
+    _flusher = loop.create_task(_flush_loop(now))
+
+
+async def _flush_loop(now: bool) -> None:
+    settings = get_settings()
+    wait = 0.0 if now else settings.spool_flush_seconds
+    while spool_path().exists() or spool_path().with_name(FLUSHING).exists():
+        await asyncio.sleep(wait)
+        wait = settings.spool_flush_seconds
+        try:
+            saved = await run_blocking(flush_spool, max(settings.db_operation_timeout_seconds, 30.0))
+        except DatabaseStalled:
+            continue
+        except Exception:  # the timer must outlive any surprise; the spool stays on disk
+            logger.exception("storing spooled records failed; retrying later")
+            continue
+        if saved:
+            notify_in_background()
+
+
+def _in_background(coroutine: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def notify_in_background() -> None:
@@ -128,9 +259,7 @@ def notify_in_background() -> None:
         except Exception:  # a notifier problem must never break the conversation
             logger.exception("notification delivery failed; the outbox keeps the rows")
 
-    task = asyncio.get_running_loop().create_task(deliver())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    _in_background(deliver())
 
 
 async def save_booking(**kwargs: Any) -> BookingRecord | str:
@@ -147,15 +276,31 @@ async def save_handoff(**kwargs: Any) -> HandoffRecord | str:
     return await _store_async("handoff", kwargs)
 
 
-async def save_red_flag(conversation_id: str, flags: List[str], message: str) -> bool:
-    """Store a red-flag alert for staff; False only if it could not even be spooled."""
+async def save_red_flag(
+    conversation_id: str,
+    flags: List[str],
+    message: str,
+    tier: str = "emergency",
+    categories: Sequence[str] = ("back_knee",),
+) -> bool:
+    """Store a red-flag alert (with its tier and categories) for staff.
+
+    False only if it could not even be spooled.
+    """
     try:
         await _store_async(
-            "red_flag", {"conversation_id": conversation_id, "flags": flags, "message": message}
+            "red_flag",
+            {
+                "conversation_id": conversation_id,
+                "flags": flags,
+                "message": message,
+                "tier": tier,
+                "categories": list(categories),
+            },
         )
         return True
     except (ValidationError, OSError):
-        logger.exception("red flag alert for %s not stored", conversation_id)
+        logger.exception("red flag alert for conversation %s not stored", spool.reference(conversation_id)[:12])
         return False
 
 
@@ -170,5 +315,5 @@ async def save_feedback(
         )
         return True
     except (ValidationError, OSError):
-        logger.exception("feedback for %s not stored", conversation_id)
+        logger.exception("feedback for conversation %s not stored", spool.reference(conversation_id)[:12])
         return False

@@ -72,6 +72,19 @@ def environment(settings: Settings) -> Dict[str, str]:
     )
 
 
+def store_spooled_records() -> None:
+    """Store records kept during an earlier outage before anything else starts."""
+    from bot.records import flush_spool
+
+    try:
+        saved = flush_spool()
+    except Exception as exc:  # noqa: BLE001 - the action server's timer retries
+        print(f"spooled records not stored yet ({type(exc).__name__}); retried later", file=sys.stderr)
+        return
+    if saved:
+        print(f"stored {saved} record(s) kept during an earlier database outage", flush=True)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Start everything and wait; stop everything when one exits or on Ctrl-C."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -85,6 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if check() != 0:
         return 1
+    store_spooled_records()
 
     credentials = write_credentials(settings.data_dir / "credentials.yml")
     env = environment(settings)

@@ -61,6 +61,12 @@ class Settings:
     request_max_bytes: int = 64 * 1024
     message_max_age_hours: float = 24.0
     open_payloads: tuple[str, ...] = ("/greet",)
+    db_connect_timeout_seconds: float = 2.0
+    db_statement_timeout_seconds: float = 3.0
+    db_pool_timeout_seconds: float = 2.0
+    db_operation_timeout_seconds: float = 4.0
+    spool_flush_seconds: float = 30.0
+    spool_key: str = ""
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
     )
@@ -111,6 +117,12 @@ class Settings:
             request_max_bytes=int(_get(env, "REQUEST_MAX_BYTES", "65536") or 65536),
             message_max_age_hours=float(_get(env, "MESSAGE_MAX_AGE_HOURS", "24") or 24),
             open_payloads=tuple(p.strip() for p in _get(env, "OPEN_PAYLOADS", "/greet").split(",") if p.strip()),
+            db_connect_timeout_seconds=float(_get(env, "DB_CONNECT_TIMEOUT_SECONDS", "2") or 2),
+            db_statement_timeout_seconds=float(_get(env, "DB_STATEMENT_TIMEOUT_SECONDS", "3") or 3),
+            db_pool_timeout_seconds=float(_get(env, "DB_POOL_TIMEOUT_SECONDS", "2") or 2),
+            db_operation_timeout_seconds=float(_get(env, "DB_OPERATION_TIMEOUT_SECONDS", "4") or 4),
+            spool_flush_seconds=float(_get(env, "SPOOL_FLUSH_SECONDS", "30") or 30),
+            spool_key=_get(env, "SPOOL_KEY"),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
             else cls().allowed_origins,
@@ -130,6 +142,25 @@ class Settings:
             raise SettingsError("NLU_MAX_CHARS must be 1+ and at most FULL_TEXT_MAX_CHARS")
         if self.request_max_bytes < 1024 or self.message_max_age_hours <= 0:
             raise SettingsError("REQUEST_MAX_BYTES must be 1024+ and MESSAGE_MAX_AGE_HOURS > 0")
+        timeouts = (
+            self.db_connect_timeout_seconds,
+            self.db_statement_timeout_seconds,
+            self.db_pool_timeout_seconds,
+            self.db_operation_timeout_seconds,
+            self.spool_flush_seconds,
+        )
+        if min(timeouts) <= 0:
+            raise SettingsError("DB_*_TIMEOUT_SECONDS and SPOOL_FLUSH_SECONDS must be > 0")
+        if self.spool_key:
+            from cryptography.fernet import Fernet
+
+            try:
+                Fernet(self.spool_key.encode())
+            except ValueError as exc:
+                raise SettingsError(
+                    "SPOOL_KEY must be a Fernet key (python -c 'from cryptography.fernet import "
+                    "Fernet; print(Fernet.generate_key().decode())')"
+                ) from exc
         if not self.is_production:
             return
         secrets = [
@@ -144,6 +175,11 @@ class Settings:
                 raise SettingsError(
                     f"{name} must be set to a real secret (16+ characters) when BOT_ENV=production"
                 )
+        if not self.spool_key:
+            raise SettingsError(
+                "SPOOL_KEY must be set when BOT_ENV=production: conversations and bookings kept "
+                "during a database outage are encrypted with it"
+            )
         if self.webhook_url and len(self.webhook_secret) < 16:
             raise SettingsError("NOTIFY_WEBHOOK_SECRET must be 16+ characters in production")
 

@@ -1,62 +1,95 @@
-"""Conversation store that never silently loses a conversation.
+"""Conversation store that never silently loses a conversation, nor stops the server.
 
-Rasa's SQLTrackerStore, configured from the one `DATABASE_URL` setting, with three
-changes that matter to a clinic:
+Rasa's SQLTrackerStore, configured from the one `DATABASE_URL` setting, with the changes
+that matter to a clinic:
 
-* Start-up fails fast with a clear error when the database is unreachable (Rasa would
-  retry forever, or a constructor error would make Rasa fall back to memory).
-* Rasa wraps every store in `FailSafeTrackerStore`, which on any database error logs one
-  line and keeps going on an in-memory store: the bot answers, nothing is kept. Here a
-  failed save is caught first: the conversation is written to a local spool file, kept in
-  memory so the dialogue keeps its context, staff are alerted once per outage, and every
-  later save writes the spooled events to the database as soon as it answers again.
+* Start-up fails fast with a clear error when the database is unreachable or silent
+  (Rasa would retry forever, or a constructor error would make Rasa fall back to memory).
+* Database work runs in daemon threads with a total time budget
+  (DB_OPERATION_TIMEOUT_SECONDS), so a stalled database never freezes the event loop:
+  it degrades like a refused connection.
+* On an outage a conversation is written to a private spool file of this database
+  (`bot.spool`), kept in memory so the dialogue keeps its context, staff are alerted
+  once per outage, and the spool is stored on a timer (SPOOL_FLUSH_SECONDS) and at
+  start-up, each conversation on its own.
+* A record the database refuses (a NUL character or a 300-character sender id, a value
+  too long) is a bad record, not an outage and never an exit (Rasa's `session_scope`
+  takes any ValueError for a missing schema and calls `sys.exit`): it is kept in memory,
+  logged without personal data, and if it was spooled it is quarantined and staff alerted.
 * Rasa's SQL event broker in the same database uses the same `events` table name and
   corrupts the store: that configuration is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Iterable, Iterator, List, Optional, TypeVar
 
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, ensure_schema_exists
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import get_settings
+from bot import spool
+from bot.log_privacy import install_log_privacy
+from bot.settings import Settings, get_settings
+from bot.storage.database import DatabaseUnavailable, create_engine_for, is_data_error, redacted_url
+from bot.storage.offload import DatabaseStalled, run_blocking
 
 logger = logging.getLogger(__name__)
 CONNECT_ATTEMPTS = 3
 CONNECT_DELAY_SECONDS = 2.0
 RECENT_CONVERSATIONS = 2000  # kept in memory so an outage does not cut a conversation short
+T = TypeVar("T")
 
 
 class ConversationStoreUnavailable(RuntimeError):
     """The conversation database cannot be used; the server must not start without it."""
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]+@", r"//\1:***@", url)
+def is_bad_record(exc: BaseException) -> bool:
+    """Whether the database refused this record's content (not an outage)."""
+    return is_data_error(exc)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether the database is away, stalled or broken as a whole."""
+    return isinstance(exc, (SQLAlchemyError, OSError, DatabaseStalled, DatabaseUnavailable))
+
+
+def error_kind(exc: BaseException) -> str:
+    """The error's class names only: messages may quote patient data."""
+    orig = getattr(exc, "orig", None)
+    return f"{type(exc).__name__}/{type(orig).__name__}" if orig is not None else type(exc).__name__
+
+
+def error_summary(exc: BaseException) -> str:
+    """First line of a connection-level error (no bound values: engines hide them)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300]
 
 
 def check_reachable(url: str, attempts: int = CONNECT_ATTEMPTS) -> None:
     """Connect once (a few tries); raise `ConversationStoreUnavailable` otherwise."""
-    parsed = make_url(url)
-    if parsed.drivername.startswith("sqlite") and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    postgres = parsed.drivername.startswith("postgresql")
-    engine = sa.create_engine(url, connect_args={"connect_timeout": 5} if postgres else {})
-    last: Optional[Exception] = None
+    last: Optional[BaseException] = None
+    try:
+        engine = create_engine_for(url)
+    except DatabaseUnavailable as exc:
+        raise ConversationStoreUnavailable(f"cannot use {redacted_url(url)}: {exc}") from exc
     try:
         for attempt in range(attempts):
             try:
@@ -70,13 +103,16 @@ def check_reachable(url: str, attempts: int = CONNECT_ATTEMPTS) -> None:
     finally:
         engine.dispose()
     raise ConversationStoreUnavailable(
-        f"cannot reach the conversation database {_redact(url)}: {last}. "
+        f"cannot reach the conversation database {redacted_url(url)}: "
+        f"{error_summary(last) if last else 'no answer'}. "
         "Refusing to start: conversations would not be kept. Check DATABASE_URL."
     )
 
 
 class ClinicTrackerStore(SQLTrackerStore):
     """SQLTrackerStore on `DATABASE_URL`, with spooling and alerts (see module docstring)."""
+
+    engine: sa.engine.Engine
 
     def __init__(
         self,
@@ -89,14 +125,21 @@ class ClinicTrackerStore(SQLTrackerStore):
     ) -> None:
         """Connect to `url` (default: settings' DATABASE_URL) or refuse to start."""
         settings = get_settings()
+        self.settings: Settings = settings
         self.url = url or settings.database_url
         self._refuse_shared_event_table(event_broker)
+        install_log_privacy()  # the Rasa server's start-up hook: this store loads first
         check_reachable(self.url)
         parsed = make_url(self.url)
-        self.spool_dir = Path(spool_dir) if spool_dir else settings.data_dir / "spool" / "trackers"
+        root = Path(spool_dir) if spool_dir else settings.data_dir / "spool" / "trackers"
+        self.spool_dir = root / spool.database_folder(self.url)
+        self.quarantine_dir = self.spool_dir / spool.QUARANTINE
         self._pending: Dict[str, DialogueStateTracker] = {}
         self._recent: OrderedDict[str, DialogueStateTracker] = OrderedDict()
-        self._lock = threading.Lock()
+        self._reported: OrderedDict[str, None] = OrderedDict()
+        self._locks: Dict[str, List[Any]] = {}
+        self._flusher: Optional[asyncio.Task[None]] = None
+        self._wake: Optional[asyncio.Event] = None
         self.degraded_since: Optional[float] = None
         super().__init__(
             domain=domain,
@@ -109,7 +152,16 @@ class ClinicTrackerStore(SQLTrackerStore):
             event_broker=event_broker,
             query=dict(parsed.query) or None,
         )
+        # Rasa's engine has no timeouts and logs bound values: use the project's.
+        self.engine.dispose()
+        self.engine = create_engine_for(self.url)
+        self.sessionmaker = sessionmaker(bind=self.engine)
+        self._check_schema()
+        self._warn_about_unassigned_spool(root)
         self._load_spool()
+        self._store_spooled_at_start()
+        if self._pending:
+            self._start_flusher()
 
     def _refuse_shared_event_table(self, event_broker: Optional[EventBroker]) -> None:
         engine = getattr(event_broker, "engine", None)
@@ -119,60 +171,258 @@ class ClinicTrackerStore(SQLTrackerStore):
                 "named 'events' and the tracker store breaks. Give the broker its own database."
             )
 
-    # -- spool -------------------------------------------------------------------------
+    def _check_schema(self) -> None:
+        with self.sessionmaker() as session:
+            try:
+                ensure_schema_exists(session)
+            except ValueError as exc:
+                raise ConversationStoreUnavailable(f"PostgreSQL schema {exc} does not exist") from exc
+
+    @contextlib.contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """A session, closed at the end; errors reach the caller (Rasa's exits instead)."""
+        session = self.sessionmaker()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    async def close(self) -> None:
+        """Stop the spool timer and close connections (tests; Rasa never closes stores)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        self.engine.dispose()
+
+    # -- blocking database work (worker threads) ------------------------------------------
+
+    def _save_sync(self, tracker: DialogueStateTracker, abandoned: threading.Event) -> None:
+        with self.session_scope() as session:
+            for event in self._additional_events(session, tracker):
+                data = event.as_dict()
+                session.add(
+                    self.SQLEvent(
+                        sender_id=tracker.sender_id,
+                        type_name=event.type_name,
+                        timestamp=data.get("timestamp"),
+                        intent_name=(data.get("parse_data") or {}).get("intent", {}).get(INTENT_NAME_KEY),
+                        action_name=data.get("name"),
+                        data=json.dumps(data),
+                    )
+                )
+            if abandoned.is_set():  # the caller gave up (stall) and spooled it: no late write
+                raise DatabaseStalled("abandoned after the time budget")
+            session.commit()
+
+    def _retrieve_sync(
+        self, sender_id: str, all_sessions: bool, _abandoned: threading.Event
+    ) -> Optional[DialogueStateTracker]:
+        with self.session_scope() as session:
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=all_sessions).all()
+            events = [json.loads(row.data) for row in rows]
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
+    def _keys_sync(self, _abandoned: threading.Event) -> List[str]:
+        with self.session_scope() as session:
+            return [sender_id for (sender_id,) in session.query(self.SQLEvent.sender_id).distinct().all()]
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work off the event loop, within the time budget.
+
+        `function` gets a last argument, an event set when the budget ran out, so a write
+        that wakes up after the caller spooled it does not commit a second copy.
+        """
+        call = functools.partial(function, *args)
+        return await run_blocking(call, self.settings.db_operation_timeout_seconds)
+
+    @contextlib.asynccontextmanager
+    async def _conversation_lock(self, sender_id: str) -> AsyncIterator[None]:
+        """One write at a time per conversation (a save and the spool timer may meet)."""
+        entry = self._locks.setdefault(sender_id, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._locks.pop(sender_id, None)
+
+    # -- spool ------------------------------------------------------------------------------
 
     def _spool_file(self, sender_id: str) -> Path:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", sender_id)[:150]
-        return self.spool_dir / f"{safe}.json"
+        return self.spool_dir / f"{spool.reference(sender_id)}.json"
 
     def _write_spool(self, tracker: DialogueStateTracker) -> None:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
         events = [event.as_dict() for event in tracker.events]
-        data = {"sender_id": tracker.sender_id, "events": events}
-        self._spool_file(tracker.sender_id).write_text(json.dumps(data), encoding="utf-8")
+        text = json.dumps({"sender_id": tracker.sender_id, "events": events})
+        spool.write_private(self._spool_file(tracker.sender_id), spool.seal(text, self.settings))
+
+    def _warn_about_unassigned_spool(self, root: Path) -> None:
+        old = list(root.glob("*.json")) if root.exists() else []
+        if old:
+            logger.warning(
+                "%d conversation file(s) in %s were spooled by an older version, which did not "
+                "record their database: they are not replayed; a person should check them",
+                len(old),
+                root,
+            )
 
     def _load_spool(self) -> None:
         if not self.spool_dir.exists():
             return
+        spool.private_dir(self.spool_dir)
         for path in sorted(self.spool_dir.glob("*.json")):
-            data = json.loads(path.read_text(encoding="utf-8"))
-            tracker = DialogueStateTracker.from_dict(
-                data["sender_id"], data["events"], self.domain.slots if self.domain else None
-            )
+            try:
+                data = json.loads(spool.unseal(path.read_bytes(), self.settings))
+                tracker = DialogueStateTracker.from_dict(
+                    data["sender_id"], data["events"], self.domain.slots if self.domain else None
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                self._quarantine_file(path, path.stem[:12], exc)
+                continue
             self._pending[tracker.sender_id] = tracker
         if self._pending:
             logger.warning("%d conversation(s) spooled during an outage will be stored", len(self._pending))
+
+    def _store_spooled_at_start(self) -> None:
+        for sender_id, tracker in list(self._pending.items()):
+            try:
+                self._save_sync(tracker, threading.Event())
+            except Exception as exc:  # noqa: BLE001 - sorted out by _settle
+                if not self._settle(sender_id, tracker, exc):
+                    return
+            else:
+                self._settle(sender_id, tracker, None)
+        self._report_flushed()
 
     async def flush_pending(self) -> int:
         """Store conversations kept while the database was away; returns how many."""
         stored = 0
         for sender_id, tracker in list(self._pending.items()):
-            await super().save(tracker)
-            self._pending.pop(sender_id, None)
-            self._spool_file(sender_id).unlink(missing_ok=True)
-            stored += 1
+            async with self._conversation_lock(sender_id):
+                if self._pending.get(sender_id) is not tracker:
+                    continue  # saved meanwhile
+                try:
+                    await self._in_thread(self._save_sync, tracker)
+                except Exception as exc:  # noqa: BLE001 - sorted out by _settle
+                    if not self._settle(sender_id, tracker, exc):
+                        break
+                    continue
+                self._settle(sender_id, tracker, None)
+                stored += 1
         if stored:
             logger.warning("stored %d conversation(s) kept during a database outage", stored)
+        self._report_flushed()
         return stored
+
+    def _settle(self, sender_id: str, tracker: DialogueStateTracker, exc: Optional[BaseException]) -> bool:
+        """Record how storing one spooled conversation went; False: the database is away."""
+        if exc is None:
+            if self._pending.get(sender_id) is tracker:
+                del self._pending[sender_id]
+                self._spool_file(sender_id).unlink(missing_ok=True)
+            return True
+        if is_bad_record(exc):
+            self._pending.pop(sender_id, None)
+            self._quarantine_file(self._spool_file(sender_id), spool.reference(sender_id)[:12], exc)
+            return True
+        if is_outage(exc):
+            self._outage(exc)
+            return False
+        raise exc
+
+    def _report_flushed(self) -> None:
+        if not self._pending:
+            self._recovered()
+
+    def _quarantine_file(self, path: Path, ref: str, exc: BaseException) -> None:
+        where = self.quarantine_dir
+        try:
+            if path.exists():
+                where = spool.quarantine(path).parent
+        except OSError:
+            logger.exception("could not move spool file %s to quarantine", path.name)
+        logger.error(
+            "conversation %s quarantined: it cannot be stored (%s); its spool file is in %s "
+            "for a person to check, other conversations are stored",
+            ref,
+            error_kind(exc),
+            where,
+        )
+        threading.Thread(
+            target=alert_staff,
+            args=(error_kind(exc),),
+            kwargs={
+                "problem": "conversation quarantined",
+                "effect": f"conversation {ref} could not be stored; its spool file is in {where}",
+            },
+            daemon=True,
+        ).start()
+
+    # -- timer ------------------------------------------------------------------------------
+
+    def _start_flusher(self) -> None:
+        """Store the spool every SPOOL_FLUSH_SECONDS until it is empty (needs a running loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # constructed outside the server's loop: the next save starts it
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush_loop())
+
+    def _wake_flusher(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        assert self._wake is not None
+        while self._pending:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.spool_flush_seconds)
+            self._wake.clear()
+            try:
+                await self.flush_pending()
+            except Exception:  # the timer must outlive any surprise; the spool stays on disk
+                logger.exception("storing spooled conversations failed; retrying later")
 
     # -- outage handling -----------------------------------------------------------------
 
-    def _outage(self, exc: Exception, tracker: Optional[DialogueStateTracker] = None) -> None:
+    def _outage(self, exc: BaseException, tracker: Optional[DialogueStateTracker] = None) -> None:
         if tracker is not None:
             self._pending[tracker.sender_id] = tracker
             try:
                 self._write_spool(tracker)
             except OSError:
-                logger.exception("could not spool conversation %s to disk", tracker.sender_id)
+                logger.exception("could not write a conversation to the spool in %s", self.spool_dir)
+            self._start_flusher()
         if self.degraded_since is None:
             self.degraded_since = time.time()
             logger.critical(
                 "CONVERSATION STORE DOWN (%s): conversations are kept in %s and will be "
                 "stored when the database is back",
-                exc,
+                error_summary(exc),
                 self.spool_dir,
             )
-            threading.Thread(target=alert_staff, args=(str(exc),), daemon=True).start()
+            threading.Thread(target=alert_staff, args=(error_summary(exc),), daemon=True).start()
+
+    def _bad_record(self, sender_id: str, exc: BaseException) -> None:
+        ref = spool.reference(sender_id)[:12]
+        if ref in self._reported:
+            return
+        self._reported[ref] = None
+        while len(self._reported) > RECENT_CONVERSATIONS:
+            self._reported.popitem(last=False)
+        logger.error(
+            "conversation %s is a bad record the database refuses (%s): kept in memory only",
+            ref,
+            error_kind(exc),
+        )
 
     def _remember(self, tracker: DialogueStateTracker) -> None:
         self._recent[tracker.sender_id] = tracker
@@ -191,66 +441,82 @@ class ClinicTrackerStore(SQLTrackerStore):
             )
             self.degraded_since = None
 
+    def _from_memory(self, sender_id: str, exc: BaseException) -> Optional[DialogueStateTracker]:
+        """After a failed read: note the failure, answer from memory (context kept)."""
+        if is_bad_record(exc):
+            self._bad_record(sender_id, exc)
+        elif is_outage(exc):
+            self._outage(exc)
+        else:
+            raise exc
+        recent = self._recent.get(sender_id)
+        return self._copy(sender_id, recent) if recent else None
+
+    # -- Rasa's interface --------------------------------------------------------------------
+
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Store the tracker (and anything spooled); on a database error, spool it."""
-        try:
-            await self.flush_pending()
-            await super().save(tracker)
-        except (SQLAlchemyError, OSError) as exc:
-            self._outage(exc, tracker)
-            self._remember(tracker)
-            return
-        self._pending.pop(tracker.sender_id, None)
+        """Store the tracker; on an outage spool it, on a bad record keep it in memory."""
+        await self.stream_events(tracker)
+        sender_id = tracker.sender_id
         self._remember(tracker)
-        self._recovered()
+        async with self._conversation_lock(sender_id):
+            try:
+                await self._in_thread(self._save_sync, tracker)
+            except Exception as exc:  # noqa: BLE001 - sorted below, the rest re-raised
+                if is_bad_record(exc):
+                    if sender_id in self._pending:
+                        self._settle(sender_id, tracker, exc)  # quarantined
+                    self._bad_record(sender_id, exc)
+                    return
+                if is_outage(exc):
+                    self._outage(exc, tracker)
+                    return
+                raise
+            if sender_id in self._pending:
+                self._pending[sender_id] = tracker
+                self._settle(sender_id, tracker, None)
+        if self._pending:
+            self._start_flusher()
+            self._wake_flusher()  # the database answers: store the rest now
+        else:
+            self._recovered()
 
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The conversation, from the spool while it has unsaved events there."""
         if sender_id in self._pending:
             return self._copy(sender_id, self._pending[sender_id])
         try:
-            return await super().retrieve(sender_id)
-        except (SQLAlchemyError, OSError) as exc:
-            self._outage(exc)
-            recent = self._recent.get(sender_id)  # keep the conversation's context
-            return self._copy(sender_id, recent) if recent else None
+            return await self._in_thread(self._retrieve_sync, sender_id, False)
+        except Exception as exc:  # noqa: BLE001 - sorted by _from_memory
+            return self._from_memory(sender_id, exc)
 
     async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The whole conversation (all sessions), spooled events included."""
         if sender_id in self._pending:
             return await self.retrieve(sender_id)
         try:
-            return await super().retrieve_full_tracker(sender_id)
-        except (SQLAlchemyError, OSError) as exc:
-            self._outage(exc)
-            return None
+            return await self._in_thread(self._retrieve_sync, sender_id, True)
+        except Exception as exc:  # noqa: BLE001 - sorted by _from_memory
+            return self._from_memory(sender_id, exc)
 
     async def keys(self) -> Iterable[str]:
         """Conversation ids, spooled ones included."""
         try:
-            stored = set(await super().keys())
-        except (SQLAlchemyError, OSError) as exc:
+            stored = set(await self._in_thread(self._keys_sync))
+        except Exception as exc:  # noqa: BLE001 - an outage leaves the spooled ids
+            if not is_outage(exc):
+                raise
             self._outage(exc)
             stored = set()
         return sorted(stored | set(self._pending))
 
 
-def alert_staff(error: str) -> None:
-    """Tell staff directly (the outbox lives in the unreachable database)."""
-    from bot.notify.outbox import build_notifiers
+def alert_staff(
+    error: str,
+    problem: str = "conversation store unreachable",
+    effect: str = "conversations are kept in a local spool and stored when the database is back",
+) -> None:
+    """Tell staff directly (the outbox lives in the database, which may be unreachable)."""
+    from bot.notify.direct import send_now
 
-    payload = {
-        "problem": "conversation store unreachable",
-        "error": error[:500],
-        "effect": "conversations are kept in a local spool and stored when the database is back",
-    }
-    try:
-        notifiers = build_notifiers(get_settings())
-    except Exception:  # misconfigured notifiers must not hide the outage
-        logger.exception("cannot build notifiers for the outage alert")
-        return
-    for channel, notifier in notifiers.items():
-        try:
-            notifier.send("system", payload, f"store-outage-{int(time.time())}")
-        except Exception:
-            logger.exception("outage alert via %s failed", channel)
+    send_now("system", {"problem": problem, "error": error[:500], "effect": effect}, "conversation-store")

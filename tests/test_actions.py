@@ -10,7 +10,6 @@ import pytest
 from actions.answers import ActionAnswerFollowUp, ActionAnswerTopic
 from actions.clarify import ActionClarify
 from actions.conversation import ActionHandleYesNo
-from actions.safety import ActionRedFlag
 from actions.session import ActionSessionStart
 from actions.symptoms import ActionDescribeSymptoms
 from bot.storage.migrate import upgrade
@@ -82,31 +81,6 @@ def test_describe_symptoms_never_diagnoses_and_points_to_sciatica() -> None:
     assert not re.search(r"you (have|probably have) sciatica", text, re.I)
     assert "/book_appointment" in [b["payload"] for m in messages for b in m.get("buttons", [])]
     assert slot_events(events)["offer"] == "booking"
-
-
-def test_red_flag_gives_urgent_advice_interrupts_the_form_and_alerts_staff(repo: Repository) -> None:
-    state = tracker(
-        "i cant control my bladder",
-        "report_red_flag",
-        [{"entity": "red_flag", "value": "bladder_bowel"}],
-        active_loop="booking_form",
-        sender="web:rf-1",
-    )
-    messages, events = run(ActionRedFlag(), state)
-    text = texts(messages)
-    assert "urgent" in text.lower() and "A&E" in text
-    assert has_event(events, event="active_loop", name=None)
-    assert slot_events(events)["red_flag"] is True
-    alerts = repo.unacknowledged_red_flags()
-    assert [a.conversation_id for a in alerts] == ["web:rf-1"]
-    assert "bladder_bowel" in alerts[0].flags
-
-
-def test_when_should_i_worry_lists_warning_signs_without_alerting(repo: Repository) -> None:
-    messages, events = run(ActionRedFlag(), tracker("when should i worry", "report_red_flag"))
-    assert "bladder or bowel control" in texts(messages)
-    assert "red_flag" not in slot_events(events)
-    assert repo.unacknowledged_red_flags() == []
 
 
 def test_clarification_offers_the_two_likeliest_topics_then_hands_over() -> None:

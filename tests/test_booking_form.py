@@ -137,28 +137,32 @@ def test_cancel_leaves_the_form_and_stores_nothing(repo: Repository) -> None:
         assert session.execute(sql("SELECT count(*) FROM booking_requests")).scalar() == 0
 
 
-def test_database_down_keeps_the_request_and_tells_the_patient(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_database_down_keeps_the_request_and_tells_the_patient(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    from bot.records import flush_spool, spool_path
     from bot.settings import get_settings
+    from tests.standins.database_link import DatabaseLink
 
-    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/test")  # nothing listens on port 1
+    link = DatabaseLink()  # the database, reached through a link the test cuts
+    link.open()
+    url = link.url(postgres_url)
+    upgrade(url)
+    link.close()
+    monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
-    messages, events = run(ActionSubmitBooking(), tracker("/affirm", "affirm", slots=FILLED, sender="web:down"))
-    assert "technical problem" in texts(messages) and "call" in texts(messages)
-    assert "booking_reference" not in slot_events(events)
-    spool = get_settings().data_dir / "spool" / "pending-records.jsonl"
-    assert "Tan Wei Ming" in spool.read_text(encoding="utf-8")
-    # the database is back: the kept request is saved once, on the next store
-    from bot.storage.database import _databases
+    try:
+        messages, events = run(ActionSubmitBooking(), tracker("/affirm", "affirm", slots=FILLED, sender="web:down"))
+        assert "technical problem" in texts(messages) and "call" in texts(messages)
+        assert "booking_reference" not in slot_events(events)
+        assert spool_path().exists()  # kept on disk (private, see tests/storage/test_records_spool.py)
+        # the database is back: the kept request is saved once
+        link.open()
+        assert flush_spool() == 1
+        assert not spool_path().exists()
+        with Repository().database.session_scope() as session:
+            from sqlalchemy import text as sql
 
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'back.db'}")
-    get_settings.cache_clear()
-    _databases.clear()
-    upgrade()
-    from bot.records import flush_spool
-
-    assert flush_spool() == 1
-    assert not spool.exists()
-    with Repository().database.session_scope() as session:
-        from sqlalchemy import text as sql
-
-        assert session.execute(sql("SELECT full_name FROM booking_requests")).scalar() == "Tan Wei Ming"
+            assert session.execute(sql("SELECT full_name FROM booking_requests")).scalar() == "Tan Wei Ming"
+    finally:
+        link.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from cryptography.fernet import Fernet
 
 from bot.channels.enabled import write_credentials
 
@@ -30,7 +31,7 @@ def test_production_turns_rest_off_unless_it_has_a_token(tmp_path: Path, monkeyp
     from bot.settings import get_settings
 
     for name, value in {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "r" * 32, "STAFF_TOKEN": "s" * 32,
-                        "ACTION_SERVER_SECRET": "a" * 32}.items():
+                        "ACTION_SERVER_SECRET": "a" * 32, "SPOOL_KEY": Fernet.generate_key().decode()}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     written = yaml.safe_load(write_credentials(tmp_path / "c.yml", env={}).read_text(encoding="utf-8"))

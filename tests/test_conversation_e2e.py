@@ -63,7 +63,7 @@ def test_red_flag_beats_everything_even_inside_the_booking_form(rasa_server: Ras
     assert "full name" in texts(asked)
     replies = rasa_server.say(who, "wait, I suddenly can't control my bladder")
     text = texts(replies)
-    assert "urgent" in text.lower() and "A&E" in text
+    assert "This could be an emergency." in text and "A&E" in text
     tracker = rasa_server.tracker(who)
     assert tracker["active_loop"] == {} or tracker["active_loop"].get("name") is None
     assert tracker["slots"]["red_flag"] is True

@@ -14,7 +14,7 @@ from bot.profile import load_profile
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
 INTENTS = set(DOMAIN["intents"])
-ARTICLE = (ROOT.parent / "shared" / "source" / "lower-back-and-knee-pain-treatment.txt")
+ARTICLE = ROOT / "data" / "source" / "lower-back-and-knee-pain-treatment.txt"
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,7 @@ def test_database_outage_is_alerted_spooled_and_stored_when_back(
         assert "platelets" in "\n".join(r.get("text", "") for r in during)
         time.sleep(1)
         assert "CONVERSATION STORE DOWN" in stack.log("rasa")
-        spooled = list((stack.data_dir / "spool" / "trackers").glob("*.json"))
+        spooled = list((stack.data_dir / "spool" / "trackers").rglob("*.json"))
         assert spooled, "the conversation must be kept on disk during the outage"
         relay.open()
         after = stack.say(who, "thank you")

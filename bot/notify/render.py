@@ -30,11 +30,27 @@ def _lines(payload: Mapping[str, Any], fields: list[tuple[str, str]]) -> list[st
     return [f"{label + ':':<{width}}{_value(payload, key)}" for label, key in fields]
 
 
+_ALERT_ADVICE = {
+    "CRISIS": "Suicidal thoughts or self-harm: please review the conversation now and reach out.",
+    "EMERGENCY": "The patient was told to call the emergency number or go to A&E now.",
+    "URGENT": "The patient was told to see a doctor today or contact the clinic promptly.",
+}
+
+
+def _alert_label(payload: Mapping[str, Any]) -> str:
+    """CRISIS, EMERGENCY or URGENT: what the subject line leads with."""
+    categories = payload.get("categories") or ()
+    if "crisis" in categories:
+        return "CRISIS"
+    return "URGENT" if payload.get("tier") == "urgent" else "EMERGENCY"
+
+
 def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
     """Return the subject and plain-text body staff receive for one notification.
 
     Args:
-        kind: ``booking``, ``handoff`` or ``red_flag``.
+        kind: ``booking``, ``handoff``, ``red_flag`` or ``system`` (a problem of the
+            assistant itself, e.g. its database is unreachable).
         payload: The outbox payload.
 
     Returns:
@@ -95,16 +111,18 @@ def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
         ]
     elif kind == "red_flag":
         alert_id = _value(payload, "alert_id")
-        subject = (
-            f"{SUBJECT_PREFIX} RED FLAG alert #{alert_id}: {_value(payload, 'flags')}"
-        )
+        label = _alert_label(payload)
+        subject = f"{SUBJECT_PREFIX} {label} alert #{alert_id}: {_value(payload, 'flags')}"
         lines = [
-            f"Red-flag symptoms were mentioned (alert #{alert_id}).",
-            "Please review the conversation.",
+            f"{label.capitalize()}: a patient described symptoms that need attention "
+            f"(alert #{alert_id}).",
+            _ALERT_ADVICE.get(label, "Please review the conversation."),
             "",
             *_lines(
                 payload,
                 [
+                    ("Tier", "tier"),
+                    ("Categories", "categories"),
                     ("Flags", "flags"),
                     ("Conversation", "conversation_id"),
                     ("Received at", "created_at"),
@@ -114,6 +132,11 @@ def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
             "Message excerpt:",
             _value(payload, "message_excerpt"),
         ]
+        if payload.get("note"):
+            lines += ["", str(payload["note"])]
+    elif kind == "system":
+        subject = f"{SUBJECT_PREFIX} System problem: {_value(payload, 'problem')}"
+        lines = _lines(payload, [("Problem", "problem"), ("Error", "error"), ("Effect", "effect")])
     else:
         raise ValueError(f"unknown notification kind {kind!r}")
     lines += ["", "-- ", "Sent by the clinic assistant. Do not reply to this message."]

@@ -19,9 +19,13 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
     DisconnectionError,
+    IntegrityError,
     InterfaceError,
     OperationalError,
+    StatementError,
 )
 from sqlalchemy.exc import (
     TimeoutError as PoolTimeoutError,
@@ -31,13 +35,37 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.settings import get_settings
 
 SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 _UNAVAILABLE_ERRORS = (
     OperationalError,
     InterfaceError,
     DisconnectionError,
     PoolTimeoutError,
 )
+
+
+_abandon = threading.local()
+
+
+@contextmanager
+def abandon_when(event: threading.Event) -> Iterator[None]:
+    """Commit nothing in this thread once `event` is set (the caller gave up waiting).
+
+    A caller on the event loop waits for database work with a time budget; when the
+    budget runs out it keeps the record elsewhere (a spool) and sets `event`. A worker
+    thread that wakes up later must then not commit a second copy: `session_scope`
+    raises `DatabaseUnavailable` instead of committing.
+    """
+    previous = getattr(_abandon, "event", None)
+    _abandon.event = event
+    try:
+        yield
+    finally:
+        _abandon.event = previous
+
+
+def _abandoned() -> bool:
+    event = getattr(_abandon, "event", None)
+    return bool(event is not None and event.is_set())
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -47,6 +75,19 @@ class DatabaseUnavailable(RuntimeError):
     not import SQLAlchemy to tell a patient "we could not save this, please call".
     The original error is chained as `__cause__`.
     """
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether the database refused a record's content (not an outage).
+
+    A value too long, invalid characters, a broken constraint; psycopg2 refuses NUL
+    characters with a plain ValueError before sending anything.
+    """
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return isinstance(exc.orig, (ValueError, TypeError))
+    return isinstance(exc, ValueError)
 
 
 def _check_schema(schema: str | None) -> str | None:
@@ -63,8 +104,10 @@ def create_engine_for(
     SQLite: the file's parent folder is created and connections may cross threads
     (Rasa runs actions on an event loop, the outbox in worker threads), and foreign
     keys are enforced. PostgreSQL: stale pooled connections are detected before use,
-    connecting gives up after a few seconds, and `schema` (if given) becomes the
-    `search_path`, which isolates test runs in one database.
+    connecting, waiting for a pooled connection and each statement give up after the
+    limits in settings (DB_*_TIMEOUT_SECONDS), so a stalled server fails like a
+    refused one, and `schema` (if given) becomes the `search_path`, which isolates
+    test runs in one database. Errors never carry bound values (patient data).
 
     Args:
         url: SQLAlchemy database URL.
@@ -80,7 +123,7 @@ def create_engine_for(
     """
     _check_schema(schema)
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         connect_args["check_same_thread"] = False
@@ -94,13 +137,44 @@ def create_engine_for(
                 ) from exc
     elif parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
-        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_SECONDS
-        if schema:
-            connect_args["options"] = f"-csearch_path={schema}"
+        kwargs["pool_timeout"] = get_settings().db_pool_timeout_seconds
+        connect_args.update(postgres_connect_args(url, schema))
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def postgres_connect_args(url: str, schema: str | None = None) -> dict[str, Any]:
+    """Connection options (libpq) that bound every wait on PostgreSQL, from settings.
+
+    The URL's own ``options`` (e.g. a ``search_path``) are kept: connect arguments
+    replace URL query values, so both are merged here.
+    """
+    settings = get_settings()
+    options = make_url(url).query.get("options") or ""
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    statement_ms = int(settings.db_statement_timeout_seconds * 1000)
+    parts = [options, f"-c statement_timeout={statement_ms}"]
+    if schema:
+        parts.append(f"-csearch_path={schema}")
+    return {
+        "connect_timeout": max(1, round(settings.db_connect_timeout_seconds)),
+        "options": " ".join(part for part in parts if part),
+        # a connection that silently died, or a network that drops everything, is
+        # noticed instead of waited on forever (sent data unacknowledged for 10 s)
+        "tcp_user_timeout": 10_000,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password, for logs and for naming the spool of a database."""
+    return re.sub(r"//([^:/@]+):[^@]+@", r"//\1:***@", url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -176,6 +250,8 @@ class Database:
         session = self.session()
         try:
             yield session
+            if _abandoned():
+                raise DatabaseUnavailable("gave up waiting for the database; nothing committed")
             session.commit()
         except _UNAVAILABLE_ERRORS as exc:
             _quiet_rollback(session)

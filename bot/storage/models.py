@@ -39,6 +39,7 @@ NAMING_CONVENTION = {
 BOOKING_STATUSES = ("new", "contacted", "scheduled", "cancelled")
 HANDOFF_STATUSES = ("open", "taken", "released", "closed")
 OUTBOX_KINDS = ("booking", "handoff", "red_flag")
+ALERT_TIERS = ("emergency", "urgent")
 OUTBOX_CHANNELS = ("email", "webhook")
 OUTBOX_STATUSES = ("pending", "sent", "failed")
 
@@ -147,16 +148,24 @@ class HandoffRequest(Base):
 
 
 class RedFlagAlert(Base):
-    """A message that matched red-flag symptoms, kept so a clinician can review it."""
+    """A message that matched emergency or red-flag symptoms, kept so a clinician can review it.
+
+    `tier` is the most urgent of its flags (`emergency`: now; `urgent`: today) and
+    `categories` says which kinds they are (back_knee, post_surgery, general, crisis).
+    """
 
     __tablename__ = "red_flag_alerts"
 
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(255), nullable=False, index=True)
     flags = Column(String(500), nullable=False)
+    tier = Column(String(20), nullable=False, server_default="emergency")
+    categories = Column(String(200), nullable=False, server_default="back_knee")
     message_excerpt = Column(String(500), nullable=False)
     created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
     acknowledged_at = Column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (CheckConstraint(_in("tier", ALERT_TIERS), name="tier"),)
 
 
 class AnswerFeedback(Base):

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from bot.settings import Settings, get_settings
 from bot.storage.database import Database, get_database
 from bot.storage.models import (
+    ALERT_TIERS,
     BOOKING_STATUSES,
     HANDOFF_STATUSES,
     OUTBOX_CHANNELS,
@@ -164,6 +165,8 @@ class AlertRecord:
     message_excerpt: str
     created_at: datetime
     acknowledged_at: datetime | None
+    tier: str = "emergency"
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -383,6 +386,8 @@ def _alert(row: RedFlagAlert) -> AlertRecord:
         message_excerpt=row.message_excerpt,
         created_at=row.created_at,
         acknowledged_at=row.acknowledged_at,
+        tier=row.tier,
+        categories=tuple(c for c in (row.categories or "").split(",") if c),
     )
 
 
@@ -456,6 +461,8 @@ def red_flag_payload(row: RedFlagAlert) -> dict[str, Any]:
         "alert_id": row.id,
         "conversation_id": row.conversation_id,
         "flags": [flag for flag in row.flags.split(",") if flag],
+        "tier": row.tier,
+        "categories": [c for c in (row.categories or "").split(",") if c],
         "message_excerpt": row.message_excerpt,
         "created_at": _iso(row.created_at),
     }
@@ -789,6 +796,8 @@ class Repository:
         conversation_id: str,
         flags: Sequence[str],
         message: str,
+        tier: str = "emergency",
+        categories: Sequence[str] = ("back_knee",),
         notify_channels: Sequence[str] | None = None,
     ) -> AlertRecord:
         """Store a red-flag alert and queue its notifications, atomically.
@@ -798,6 +807,9 @@ class Repository:
             flags: Matched red-flag keys (lower-case identifiers, e.g.
                 ``cauda_equina``).
             message: The patient's message; stored cleaned and cut to 500 characters.
+            tier: ``emergency`` or ``urgent``, the most urgent of the flags.
+            categories: Kinds of flag (``back_knee``, ``post_surgery``, ``general``,
+                ``crisis``).
             notify_channels: As in `create_booking_request`.
 
         Returns:
@@ -818,12 +830,19 @@ class Repository:
         joined = ",".join(keys)
         if len(joined) > MAX_FLAGS:
             raise ValidationError("flags", "too many flags")
+        if tier not in ALERT_TIERS:
+            raise ValidationError("tier", f"must be one of {', '.join(ALERT_TIERS)}")
+        kinds = list(dict.fromkeys(categories))
+        if not kinds or any(not FLAG_PATTERN.match(str(kind)) for kind in kinds):
+            raise ValidationError("categories", "must be one or more keys like 'back_knee'")
         channels = _channels(notify_channels, self.settings)
         with self.database.session_scope() as session:
             now = utcnow()
             row = RedFlagAlert(
                 conversation_id=conversation,
                 flags=joined,
+                tier=tier,
+                categories=",".join(kinds)[:200],
                 message_excerpt=clean_excerpt(message, MAX_EXCERPT),
                 created_at=now,
             )

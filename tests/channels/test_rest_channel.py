@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
@@ -216,6 +217,7 @@ def test_production_needs_a_token_for_rest(
     rest_server: ChannelServer, agent: EchoAgent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BOT_ENV", "production")
+    monkeypatch.setenv("SPOOL_KEY", Fernet.generate_key().decode())
     for name in ("RASA_AUTH_TOKEN", "STAFF_TOKEN", "ACTION_SERVER_SECRET"):
         monkeypatch.setenv(name, "p" * 32)
     get_settings.cache_clear()

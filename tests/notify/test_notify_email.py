@@ -144,21 +144,39 @@ def test_wrong_password_is_an_error_and_sends_nothing(
     assert tls_smtp_server.messages == []
 
 
-def test_red_flag_email_names_the_flags(smtp_server: SmtpServer) -> None:
+def test_red_flag_email_names_the_tier_and_the_flags(smtp_server: SmtpServer) -> None:
     plain_notifier(smtp_server).send(
         "red_flag",
         {
             "alert_id": 3,
-            "flags": ["cauda_equina", "fever"],
+            "flags": ["bladder_bowel", "saddle_numbness"],
+            "tier": "emergency",
+            "categories": ["back_knee"],
             "conversation_id": "c1",
             "message_excerpt": "numb saddle area",
         },
         delivery_id=9,
     )
     [message] = smtp_server.messages
-    assert "RED FLAG" in message["Subject"]
-    assert "cauda_equina, fever" in message["Subject"]
-    assert "numb saddle area" in message.get_content()
+    assert "EMERGENCY alert #3" in message["Subject"]
+    assert "bladder_bowel, saddle_numbness" in message["Subject"]
+    body = message.get_content()
+    assert "numb saddle area" in body and "Tier:" in body and "emergency" in body
+
+
+@pytest.mark.parametrize(
+    ("tier", "categories", "label"),
+    [("emergency", ["crisis"], "CRISIS"), ("urgent", ["back_knee"], "URGENT"), ("emergency", ["general"], "EMERGENCY")],
+)
+def test_crisis_and_emergency_alerts_say_so_in_the_subject(
+    smtp_server: SmtpServer, tier: str, categories: list, label: str  # type: ignore[type-arg]
+) -> None:
+    plain_notifier(smtp_server).send(
+        "red_flag",
+        {"alert_id": 4, "flags": ["x"], "tier": tier, "categories": categories, "conversation_id": "c"},
+        delivery_id=10,
+    )
+    assert smtp_server.messages[-1]["Subject"].startswith(f"[Clinic assistant] {label} alert #4")
 
 
 @pytest.mark.asyncio

@@ -168,6 +168,8 @@ def test_handoff_and_red_flag_go_out_too(
         conversation_id="c2",
         flags=["chest_pain"],
         message="crushing chest pain",
+        tier="emergency",
+        categories=["general"],
         notify_channels=("email",),
     )
     notifier = EmailNotifier(
@@ -182,7 +184,7 @@ def test_handoff_and_red_flag_go_out_too(
     assert report.sent == 2
     subjects = sorted(m["Subject"] for m in smtp_server.messages)
     assert any("hand-off" in s for s in subjects)
-    assert any("RED FLAG" in s and "chest_pain" in s for s in subjects)
+    assert any("EMERGENCY alert" in s and "chest_pain" in s for s in subjects)
 
 
 @pytest.mark.asyncio

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from bot.storage.database import Database
-from bot.storage.migrate import downgrade, upgrade
+from bot.storage.migrate import alembic_config, downgrade, upgrade
 from bot.storage.models import Base
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ def test_upgrade_creates_every_table_at_head(database: Database) -> None:
             text("SELECT version_num FROM alembic_version")
         ).scalar()
     assert TABLES | {"alembic_version"} <= names
-    assert version == "0002_seen_channel_messages"
+    assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_migration_matches_models(database: Database) -> None:
@@ -114,3 +115,17 @@ def test_setup_command_migrates_the_database_from_settings(tmp_path: Path) -> No
     with db.engine.connect() as connection:
         assert TABLES <= set(inspect(connection).get_table_names())
     db.dispose()
+
+
+def test_alerts_stored_before_tiers_existed_become_emergencies(database: Database) -> None:
+    schema = database.schema
+    downgrade(database.url, schema=schema, revision="0001_initial")
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO red_flag_alerts (conversation_id, flags, message_excerpt, created_at) "
+            "VALUES ('web:old', 'bladder_bowel', 'old alert', CURRENT_TIMESTAMP)"
+        ))
+    upgrade(database.url, schema=schema)
+    with database.engine.connect() as connection:
+        row = connection.execute(text("SELECT tier, categories FROM red_flag_alerts")).one()
+    assert tuple(row) == ("emergency", "back_knee")

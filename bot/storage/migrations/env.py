@@ -57,6 +57,10 @@ def run_migrations_online() -> None:
     try:
         with engine.connect() as connection:
             schema = _schema()
+            if connection.dialect.name == "postgresql":
+                # the bot's statement time limit is for conversations, not for migrations
+                connection.execute(text("SET statement_timeout = 0"))
+                connection.commit()  # alembic must open (and commit) its own transaction
             if schema and connection.dialect.name == "postgresql":
                 # The name was checked against SCHEMA_PATTERN by create_engine_for.
                 connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

@@ -1,7 +1,7 @@
 """Remember platform message ids across restarts (replay protection of the channels).
 
-Revision ID: 0002_seen_channel_messages
-Revises: 0001_initial
+Revision ID: 0003_seen_channel_messages
+Revises: 0002_alert_tiers
 Create Date: 2026-12-02 01:10:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_seen_channel_messages"
-down_revision: str | None = "0001_initial"
+revision: str = "0003_seen_channel_messages"
+down_revision: str | None = "0002_alert_tiers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,294 @@
+"""The conversation store on a real PostgreSQL (and SQLite): bad records, stalls, spools.
+
+Faults are real: a loopback link to PostgreSQL is cut or stalled (`DatabaseLink`), ids
+that PostgreSQL rejects are sent as they would arrive from a channel, and staff alerts
+reach a real HTTP receiver. What is checked is what someone would notice: rows in the
+`events` table, files in the spool, lines in the log, requests at the receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import List
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.settings import get_settings
+from bot.tracker_store import ClinicTrackerStore, ConversationStoreUnavailable, check_reachable
+from tests.notify.conftest import WEBHOOK_SECRET, WebhookReceiver
+from tests.standins.database_link import DatabaseLink, SilentListener
+
+DOMAIN = Domain.empty()
+
+
+def conversation(sender_id: str, *texts: str) -> DialogueStateTracker:
+    """A conversation in which the patient said `texts`."""
+    events: List = [ActionExecuted("action_listen")]
+    for text in texts:
+        events += [UserUttered(text), ActionExecuted("action_listen")]
+    return DialogueStateTracker.from_events(sender_id, events, [])
+
+
+def user_texts(url: str, sender_id: str) -> List[str]:
+    """What the patient said in this conversation, as stored in the `events` table."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("events"):
+                return []
+            rows = connection.execute(
+                sa.text(
+                    "SELECT data FROM events WHERE sender_id = :s AND type_name = 'user' ORDER BY id"
+                ),
+                {"s": sender_id},
+            )
+            return [json.loads(row[0])["text"] for row in rows]
+    finally:
+        engine.dispose()
+
+
+async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait (without blocking the loop) until `condition()` is true, at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def spool_files(store: ClinicTrackerStore) -> List[Path]:
+    """Conversations waiting in the store's spool (quarantine excluded)."""
+    if not store.spool_dir.exists():
+        return []
+    return sorted(p for p in store.spool_dir.iterdir() if p.is_file())
+
+
+@pytest.fixture()
+def link() -> Iterator[DatabaseLink]:
+    """A cuttable link to the local PostgreSQL, open at first."""
+    relay = DatabaseLink()
+    relay.open()
+    yield relay
+    relay.close()
+
+
+@pytest.fixture()
+def staff_webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """Staff alerts go to a real HTTP receiver on loopback."""
+    from tests.conftest import free_port
+
+    receiver = WebhookReceiver(port=free_port())
+    receiver.start()
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", receiver.url)
+    monkeypatch.setenv("NOTIFY_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    get_settings.cache_clear()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture()
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Set environment variables read by `bot.settings` for this test."""
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+
+    return set_env
+
+
+async def test_nul_in_sender_id_is_a_bad_record_not_an_exit(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ClinicTrackerStore(domain=DOMAIN, url=postgres_url)
+    bad = "web:\x00"
+    try:
+        assert await store.retrieve(bad) is None  # PostgreSQL refuses the string: no exit
+        await store.save(conversation(bad, "my number is 07700 900123"))
+        kept = await store.retrieve(bad)
+        assert kept is not None, "the conversation goes on in memory"
+        assert [e.text for e in kept.events if isinstance(e, UserUttered)] == ["my number is 07700 900123"]
+        assert store.degraded_since is None, "one bad record is not an outage"
+        await store.save(conversation("web:fine", "hello"))
+        assert user_texts(postgres_url, "web:fine") == ["hello"]
+        assert spool_files(store) == []
+        assert "bad record" in caplog.text
+        assert "07700" not in caplog.text and "\x00" not in caplog.text
+    finally:
+        await store.close()
+
+
+async def test_overlong_sender_id_is_quarantined_and_the_others_are_stored(
+    postgres_url: str,
+    link: DatabaseLink,
+    staff_webhook: WebhookReceiver,
+    settings_env: Callable[..., None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings_env(SPOOL_FLUSH_SECONDS="3600")  # only the restart replays in this test
+    url = link.url(postgres_url)
+    long_id = "web:" + "x" * 300
+    store = ClinicTrackerStore(domain=DOMAIN, url=url)
+    link.close()
+    await store.save(conversation(long_id, "I am Mary"))
+    await store.save(conversation("web:after", "hello"))
+    assert len(spool_files(store)) == 2
+    await store.close()
+
+    link.open()
+    restarted = ClinicTrackerStore(domain=DOMAIN, url=url)
+    try:
+        await restarted.save(conversation("web:later", "hi"))
+        assert user_texts(postgres_url, "web:after") == ["hello"]
+        assert user_texts(postgres_url, "web:later") == ["hi"]
+        assert spool_files(restarted) == []
+        assert len(list(restarted.quarantine_dir.iterdir())) == 1
+        await eventually(lambda: any(b"quarantined" in r.body for r in staff_webhook.requests))
+        assert "quarantined" in caplog.text
+        assert "xxxxxxxxxx" not in caplog.text and "Mary" not in caplog.text
+    finally:
+        await restarted.close()
+
+
+async def test_stalled_database_degrades_within_seconds_and_the_loop_stays_free(
+    postgres_url: str, link: DatabaseLink, settings_env: Callable[..., None]
+) -> None:
+    settings_env(DB_OPERATION_TIMEOUT_SECONDS="2", SPOOL_FLUSH_SECONDS="3600")
+    store = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    await store.save(conversation("web:before", "hello"))
+    assert user_texts(postgres_url, "web:before") == ["hello"]
+
+    link.stall()
+    rescue = threading.Timer(15, link.open)  # bounds the test if the save blocks the loop
+    rescue.start()
+    try:
+        started = time.monotonic()
+        save = asyncio.ensure_future(store.save(conversation("web:during", "are you there?")))
+        turns = 0
+        while not save.done():
+            await asyncio.sleep(0.05)
+            turns += 1
+        await save
+        elapsed = time.monotonic() - started
+    finally:
+        rescue.cancel()
+    try:
+        assert elapsed < 5, f"a stalled database held the save for {elapsed:.1f} s"
+        assert turns >= 10, "the event loop was blocked while the database hung"
+        assert store.degraded_since is not None
+        assert len(spool_files(store)) == 1
+        again = await asyncio.wait_for(store.retrieve("web:during"), 5)
+        assert again is not None and again.latest_message.text == "are you there?"
+
+        link.open()  # the database answers again
+        await store.flush_pending()
+        assert user_texts(postgres_url, "web:during") == ["are you there?"]
+        assert store.degraded_since is None
+    finally:
+        await store.close()
+
+
+def test_start_up_refuses_a_silent_database_within_seconds(settings_env: Callable[..., None]) -> None:
+    settings_env(DB_CONNECT_TIMEOUT_SECONDS="1")
+    silent = SilentListener()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConversationStoreUnavailable):
+            check_reachable(f"postgresql://postgres@127.0.0.1:{silent.port}/test")
+    finally:
+        silent.close()
+    assert time.monotonic() - started < 10
+
+
+async def test_conversation_spooled_for_postgres_is_never_replayed_into_sqlite(
+    postgres_url: str, link: DatabaseLink, tmp_path: Path, settings_env: Callable[..., None]
+) -> None:
+    settings_env(SPOOL_FLUSH_SECONDS="3600")
+    url = link.url(postgres_url)
+    store = ClinicTrackerStore(domain=DOMAIN, url=url)
+    link.close()
+    await store.save(conversation("web:pg-only", "hello"))
+    await store.close()
+
+    sqlite_url = f"sqlite:///{tmp_path / 'other.db'}"
+    other = ClinicTrackerStore(domain=DOMAIN, url=sqlite_url)
+    await other.save(conversation("web:lite", "hi"))
+    assert await other.retrieve("web:pg-only") is None
+    assert user_texts(sqlite_url, "web:pg-only") == []
+    assert user_texts(sqlite_url, "web:lite") == ["hi"]
+    await other.close()
+
+    link.open()
+    restarted = ClinicTrackerStore(domain=DOMAIN, url=url)
+    await restarted.close()
+    assert user_texts(postgres_url, "web:pg-only") == ["hello"]
+
+
+async def test_spooled_conversation_is_stored_without_another_message(
+    postgres_url: str, link: DatabaseLink, settings_env: Callable[..., None]
+) -> None:
+    settings_env(SPOOL_FLUSH_SECONDS="0.2")
+    store = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    try:
+        link.close()
+        await store.save(conversation("web:timer", "hello"))
+        assert len(spool_files(store)) == 1
+        link.open()
+        await eventually(lambda: user_texts(postgres_url, "web:timer") == ["hello"])
+        await eventually(lambda: spool_files(store) == [])
+    finally:
+        await store.close()
+
+
+async def test_similar_sender_ids_get_their_own_private_spool_files(
+    postgres_url: str, link: DatabaseLink, settings_env: Callable[..., None]
+) -> None:
+    settings_env(SPOOL_FLUSH_SECONDS="3600")
+    store = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    try:
+        link.close()
+        await store.save(conversation("web:collide1", "first"))
+        await store.save(conversation("web_collide1", "second"))
+        files = spool_files(store)
+        assert len(files) == 2
+        assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+        assert stat.S_IMODE(store.spool_dir.stat().st_mode) == 0o700
+
+        link.open()
+        await store.flush_pending()
+        assert user_texts(postgres_url, "web:collide1") == ["first"]
+        assert user_texts(postgres_url, "web_collide1") == ["second"]
+        assert spool_files(store) == []
+    finally:
+        await store.close()
+
+
+async def test_spooled_conversation_is_encrypted_with_the_spool_key(
+    postgres_url: str, link: DatabaseLink, settings_env: Callable[..., None]
+) -> None:
+    settings_env(SPOOL_KEY=Fernet.generate_key().decode(), SPOOL_FLUSH_SECONDS="3600")
+    url = link.url(postgres_url)
+    store = ClinicTrackerStore(domain=DOMAIN, url=url)
+    link.close()
+    await store.save(conversation("web:secret", "I am Mary O'Neill, 07700 900123"))
+    (spooled,) = spool_files(store)
+    raw = spooled.read_bytes()
+    assert b"Mary" not in raw and b"07700" not in raw and b"web:secret" not in raw
+    await store.close()
+
+    link.open()
+    restarted = ClinicTrackerStore(domain=DOMAIN, url=url)
+    await restarted.close()
+    assert user_texts(postgres_url, "web:secret") == ["I am Mary O'Neill, 07700 900123"]
