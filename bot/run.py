@@ -1,9 +1,11 @@
 """Start the whole assistant on this machine: action server, Rasa, web demo, notifier.
 
-`make run` calls this after installing, migrating and training. Everything listens on
-127.0.0.1. Rasa's HTTP API is only enabled with an auth token: RASA_AUTH_TOKEN, or in
-development a random token kept in var/rasa-auth-token (never committed). Ctrl-C stops
-all processes together.
+`make run` calls this after installing, migrating and training. The addresses come from
+settings (`RASA_HOST`, `ACTIONS_HOST`, `WEB_HOST`, all 127.0.0.1 by default). Rasa's HTTP
+API is only enabled with an auth token: RASA_AUTH_TOKEN, or in development a random token
+kept in var/rasa-auth-token (never committed). Rasa and the action server share
+ACTION_SERVER_SECRET (development: var/action-server-secret, see bot/action_auth.py).
+Ctrl-C stops all processes together.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from bot.action_auth import action_server_secret
 from bot.settings import PROJECT_ROOT, Settings, get_settings
 
 
@@ -49,14 +52,24 @@ def commands(settings: Settings, rasa_port: int, actions_port: int, web_port: in
         "actions": [str(bin_dir / "rasa"), "run", "actions", "--actions", "actions",
                     "-p", str(actions_port)],
         "rasa": [str(bin_dir / "rasa"), "run", "--enable-api", "--auth-token",
-                 auth_token(settings), "-i", "127.0.0.1", "-p", str(rasa_port),
+                 auth_token(settings), "-i", settings.rasa_host, "-p", str(rasa_port),
                  "--model", str(latest_model()), "--credentials", str(credentials),
                  "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
                  "--cors", *settings.allowed_origins],
-        "web": [sys.executable, "-m", "bot.web.serve", "--port", str(web_port),
-                "--rasa-url", f"http://127.0.0.1:{rasa_port}"],
+        "web": [sys.executable, "-m", "bot.web.serve", "--host", settings.web_host,
+                "--port", str(web_port), "--rasa-url", f"http://{settings.rasa_host}:{rasa_port}"],
         "notifier": [sys.executable, "-m", "bot.notify.outbox", "--every", "60"],
     }
+
+
+def environment(settings: Settings) -> Dict[str, str]:
+    """Environment of the child processes: bind address, shared secret, request size limit."""
+    return dict(
+        os.environ,
+        SANIC_HOST=settings.actions_host,  # what `rasa run actions` binds
+        ACTION_SERVER_SECRET=action_server_secret(settings),  # endpoints.yml sends it
+        SANIC_REQUEST_MAX_SIZE=str(settings.request_max_bytes),
+    )
 
 
 def store_spooled_records() -> None:
@@ -88,14 +101,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     store_spooled_records()
 
     credentials = write_credentials(settings.data_dir / "credentials.yml")
-    env = dict(os.environ, SANIC_HOST="127.0.0.1")  # the action server has no auth: local only
+    env = environment(settings)
     procs: Dict[str, subprocess.Popen[bytes]] = {}
     for name, cmd in commands(settings, args.rasa_port, args.actions_port, args.web_port,
                               credentials).items():
         procs[name] = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
     print(
-        f"\nAssistant starting: chat at http://127.0.0.1:{args.web_port}/ (demo clinic page), "
-        f"REST at http://127.0.0.1:{args.rasa_port}/webhooks/rest/webhook. Ctrl-C stops.\n",
+        f"\nAssistant starting: chat at http://{settings.web_host}:{args.web_port}/ (demo clinic "
+        f"page), Rasa at http://{settings.rasa_host}:{args.rasa_port}, actions at "
+        f"http://{settings.actions_host}:{args.actions_port}. Ctrl-C stops.\n",
         flush=True,
     )
     stopping = False

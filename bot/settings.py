@@ -51,6 +51,16 @@ class Settings:
     notify_backoff_seconds: int = 60
     notify_backoff_max_seconds: int = 3600
     clock_override: str = ""
+    rest_channel_token: str = ""
+    action_server_secret: str = ""
+    rasa_host: str = "127.0.0.1"
+    actions_host: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"
+    nlu_max_chars: int = 1_000
+    full_text_max_chars: int = 20_000
+    request_max_bytes: int = 64 * 1024
+    message_max_age_hours: float = 24.0
+    open_payloads: tuple[str, ...] = ("/greet",)
     db_connect_timeout_seconds: float = 2.0
     db_statement_timeout_seconds: float = 3.0
     db_pool_timeout_seconds: float = 2.0
@@ -97,6 +107,16 @@ class Settings:
                 _get(env, "NOTIFY_BACKOFF_MAX_SECONDS", "3600") or 3600
             ),
             clock_override=_get(env, "CLINIC_CLOCK"),
+            rest_channel_token=_get(env, "REST_CHANNEL_TOKEN"),
+            action_server_secret=_get(env, "ACTION_SERVER_SECRET"),
+            rasa_host=_get(env, "RASA_HOST", "127.0.0.1") or "127.0.0.1",
+            actions_host=_get(env, "ACTIONS_HOST", "127.0.0.1") or "127.0.0.1",
+            web_host=_get(env, "WEB_HOST", "127.0.0.1") or "127.0.0.1",
+            nlu_max_chars=int(_get(env, "NLU_MAX_CHARS", "1000") or 1000),
+            full_text_max_chars=int(_get(env, "FULL_TEXT_MAX_CHARS", "20000") or 20000),
+            request_max_bytes=int(_get(env, "REQUEST_MAX_BYTES", "65536") or 65536),
+            message_max_age_hours=float(_get(env, "MESSAGE_MAX_AGE_HOURS", "24") or 24),
+            open_payloads=tuple(p.strip() for p in _get(env, "OPEN_PAYLOADS", "/greet").split(",") if p.strip()),
             db_connect_timeout_seconds=float(_get(env, "DB_CONNECT_TIMEOUT_SECONDS", "2") or 2),
             db_statement_timeout_seconds=float(_get(env, "DB_STATEMENT_TIMEOUT_SECONDS", "3") or 3),
             db_pool_timeout_seconds=float(_get(env, "DB_POOL_TIMEOUT_SECONDS", "2") or 2),
@@ -118,6 +138,10 @@ class Settings:
             raise SettingsError("NOTIFY_MAX_ATTEMPTS must be 1+ and NOTIFY_WEBHOOK_RETRIES 0+")
         if self.notify_backoff_seconds < 0 or self.notify_timeout_seconds <= 0:
             raise SettingsError("NOTIFY_BACKOFF_SECONDS must be 0+ and NOTIFY_TIMEOUT_SECONDS > 0")
+        if not 1 <= self.nlu_max_chars <= self.full_text_max_chars:
+            raise SettingsError("NLU_MAX_CHARS must be 1+ and at most FULL_TEXT_MAX_CHARS")
+        if self.request_max_bytes < 1024 or self.message_max_age_hours <= 0:
+            raise SettingsError("REQUEST_MAX_BYTES must be 1024+ and MESSAGE_MAX_AGE_HOURS > 0")
         timeouts = (
             self.db_connect_timeout_seconds,
             self.db_statement_timeout_seconds,
@@ -139,10 +163,14 @@ class Settings:
                 ) from exc
         if not self.is_production:
             return
-        for name, value in (
+        secrets = [
             ("RASA_AUTH_TOKEN", self.rasa_auth_token),
             ("STAFF_TOKEN", self.staff_token),
-        ):
+            ("ACTION_SERVER_SECRET", self.action_server_secret),
+        ]
+        if self.rest_channel_token:
+            secrets.append(("REST_CHANNEL_TOKEN", self.rest_channel_token))
+        for name, value in secrets:
             if value.lower() in PLACEHOLDER_SECRETS or len(value) < 16:
                 raise SettingsError(
                     f"{name} must be set to a real secret (16+ characters) when BOT_ENV=production"

@@ -152,6 +152,7 @@ def start_stack(
     token = uuid.uuid4().hex
     env = dict(
         os.environ,
+        ACTION_SERVER_SECRET=uuid.uuid4().hex,
         DATABASE_URL=url,
         BOT_DATA_DIR=str(data_dir),
         SANIC_HOST="127.0.0.1",
@@ -163,11 +164,12 @@ def start_stack(
     endpoints = tmp / "endpoints.yml"
     endpoints.write_text(
         f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        "  headers:\n    X-Action-Secret: ${ACTION_SERVER_SECRET}\n"
         "tracker_store:\n  type: bot.tracker_store.ClinicTrackerStore\n",
         encoding="utf-8",
     )
     creds = tmp / "credentials.yml"
-    creds.write_text(credentials or "rest:\n", encoding="utf-8")
+    creds.write_text(credentials or "bot.channels.rest.RestInput:\n", encoding="utf-8")
     stack = RasaStack(
         rasa_url=f"http://127.0.0.1:{rasa_port}",
         actions_url=f"http://127.0.0.1:{actions_port}",

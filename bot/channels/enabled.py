@@ -1,4 +1,6 @@
-"""Which channels are on: REST and the website widget always; the others when configured.
+"""Which channels are on: the widget always, REST unless off in production, others when set.
+
+REST is off with `BOT_ENV=production` unless `REST_CHANNEL_TOKEN` is set.
 
 Rasa refuses a credentials.yml whose `${VAR}` is unset, so the committed credentials.yml
 holds only the channels that need no secrets. At start-up this module writes the
@@ -65,10 +67,15 @@ def credentials_for(env: Mapping[str, str], base: Optional[Dict[str, object]] = 
             credentials[channel] = {
                 key: f"${{{var}}}" for key, var in keys.items() if env.get(var, "").strip()
             }
+    settings = get_settings()
+    if settings.is_production and not settings.rest_channel_token:
+        # Off in production unless integrations authenticate (see bot.channels.rest).
+        for rest in ("rest", "bot.channels.rest.RestInput"):
+            credentials.pop(rest, None)
     socketio = "bot.channels.socketio.SocketIOInput"
     if socketio in credentials:
         entry = dict(credentials[socketio] or {})  # type: ignore[call-overload]
-        entry.setdefault("cors_allowed_origins", list(get_settings().allowed_origins))
+        entry.setdefault("cors_allowed_origins", list(settings.allowed_origins))
         credentials[socketio] = entry
     return credentials
 

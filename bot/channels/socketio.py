@@ -5,7 +5,10 @@ python-socketio 5.10, rasa#13027), so with `session_persistence: true` no reply 
 the browser; it also switches the socket.io server's origin check off. This subclass awaits
 the room join, passes an explicit origin list (never "*"), records conversations as
 `web:<session_id>` so staff can see the channel, and drops re-sent duplicates so the widget
-can safely resend messages after a dropped connection.
+can safely resend messages after a dropped connection. Messages pass the shared intake
+rules (`bot.channels.intake`); a malformed one is acknowledged with a JSON error instead of
+silence. `session_restart` ends the conversation in Rasa (`/restart`: slots, form and any
+personal details cleared), for the widget's "Start over" on a shared computer.
 """
 
 from __future__ import annotations
@@ -31,11 +34,14 @@ from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncServer
 
+from bot.channels.intake import BadMessage, deliver, tracker_store_of
+from bot.channels.limits import limit_request_size
+from bot.channels.sender import PREFIXES, sender_id
 from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-SENDER_PREFIX = "web:"
+SENDER_PREFIX = PREFIXES["socketio"]
 """Prefix of every sender id from this channel: the conversation id staff see."""
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -72,6 +78,8 @@ class SocketBlueprint(rasa_socketio.SocketBlueprint):
     header to engine.io's polling responses; browsers reject a doubled header, so the
     widget never connects. Setting sanic-cors's own "already evaluated" request flag
     (`SANIC_CORS_EVALUATED`) makes it skip them; the origin check stays with socket.io.
+    It also limits the app's request size (`bot.channels.limits`) and remembers the app
+    (`ctx.mounted_app`), whose agent's tracker store the intake rules read.
     """
 
     def register(self, app: Sanic, options: dict[str, Any]) -> None:
@@ -83,6 +91,8 @@ class SocketBlueprint(rasa_socketio.SocketBlueprint):
                 setattr(request.ctx, SANIC_CORS_EVALUATED, "1")
 
         app.register_middleware(socketio_owns_cors, "request")
+        limit_request_size(app)
+        self.ctx.mounted_app = app
         super().register(app, options)
 
 
@@ -174,8 +184,8 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
 
     @staticmethod
     def sender_id_for(session_id: str) -> str:
-        """Conversation id recorded for a widget session."""
-        return f"{SENDER_PREFIX}{session_id}"
+        """Conversation id recorded for a widget session (checked against the sender rule)."""
+        return sender_id("socketio", session_id)
 
     def _is_duplicate(self, sender_id: str, message_id: object) -> bool:
         """Remember client message ids so a resend after reconnecting is not answered twice."""
@@ -202,7 +212,11 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
         """Rasa's blueprint with an awaited room join and an origin-checking server."""
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins)
+        sio = AsyncServer(
+            async_mode="sanic",
+            cors_allowed_origins=self.cors_allowed_origins,
+            max_http_buffer_size=get_settings().request_max_bytes,
+        )
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
         namespace = self.namespace
@@ -244,47 +258,71 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
                 await join(sid, session_id)
             await sio.emit("session_confirm", session_id, room=sid, namespace=namespace)
 
-        @sio.on(self.user_message_evt, namespace=namespace)
-        async def handle_message(sid: str, data: object) -> None:
-            if not isinstance(data, dict):
-                return
-            if self.session_persistence:
-                async with sio.session(sid, namespace=namespace) as session:
-                    sender_id = session.get("sender_id")
-                requested = data.get("session_id")
-                if (
-                    isinstance(requested, str)
-                    and _SESSION_ID.match(requested)
-                    and sender_id != self.sender_id_for(requested)
-                ):
-                    # A client that skipped session_request, or switched sessions.
-                    sender_id = await join(sid, requested)
-                if not sender_id:
-                    logger.warning("Ignored a socket.io message without a valid session_id")
-                    return
-            else:
-                sender_id = self.sender_id_for(sid)
-                await sio.enter_room(sid, sender_id, namespace=namespace)
+        async def conversation_of(sid: str, data: dict[str, Any]) -> str | None:
+            """The socket's conversation id, joining the one `data` names if it changed."""
+            if not self.session_persistence:
+                conversation = self.sender_id_for(sid)
+                await sio.enter_room(sid, conversation, namespace=namespace)
+                return conversation
+            async with sio.session(sid, namespace=namespace) as session:
+                conversation = session.get("sender_id")
+            requested = data.get("session_id")
+            if (
+                isinstance(requested, str)
+                and _SESSION_ID.match(requested)
+                and conversation != self.sender_id_for(requested)
+            ):
+                # A client that skipped session_request, or switched sessions.
+                conversation = await join(sid, requested)
+            return conversation
 
-            if self._is_duplicate(sender_id, data.get("message_id")):
+        @sio.on(self.user_message_evt, namespace=namespace)
+        async def handle_message(sid: str, data: object = None) -> dict[str, Any]:
+            """Handle one message; the acknowledgement says what went wrong, if anything."""
+            if not isinstance(data, dict):
+                return {"ok": False, "error": "invalid_message", "message": "send an object with 'message'"}
+            conversation = await conversation_of(sid, data)
+            if not conversation:
+                logger.warning("Ignored a socket.io message without a valid session_id")
+                return {"ok": False, "error": "invalid_session", "message": "request a session first"}
+            if self._is_duplicate(conversation, data.get("message_id")):
                 logger.debug("Dropped a re-sent message %s", data.get("message_id"))
-                return
+                return {"ok": True, "status": "duplicate"}
 
             metadata = data.get(self.metadata_key or "metadata") or {}
             if isinstance(metadata, str):
                 try:
                     metadata = json.loads(metadata)
-                except ValueError:
+                except (ValueError, RecursionError):
                     metadata = {}
-            text = data.get("message")
+            try:
+                await deliver(
+                    on_new_message,
+                    data.get("message"),
+                    SocketIOOutput(sio, self.bot_message_evt, namespace),
+                    conversation,
+                    self.name(),
+                    metadata if isinstance(metadata, dict) else {},
+                    tracker_store=tracker_store_of(getattr(socketio_webhook.ctx, "mounted_app", None)),
+                )
+            except BadMessage as error:
+                return {"ok": False, "error": error.code, "message": error.message}
+            return {"ok": True}
+
+        @sio.on("session_restart", namespace=namespace)
+        async def session_restart(sid: str, data: object = None) -> dict[str, Any]:
+            """End the conversation in Rasa (`/restart`), e.g. before the next person uses the device."""
+            conversation = await conversation_of(sid, data if isinstance(data, dict) else {})
+            if not conversation:
+                return {"ok": False, "error": "invalid_session", "message": "request a session first"}
             await on_new_message(
                 UserMessage(
-                    text if isinstance(text, str) else "",
+                    "/restart",
                     SocketIOOutput(sio, self.bot_message_evt, namespace),
-                    sender_id,
+                    conversation,
                     input_channel=self.name(),
-                    metadata=metadata if isinstance(metadata, dict) else {},
                 )
             )
+            return {"ok": True}
 
         return socketio_webhook

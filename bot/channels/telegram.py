@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -45,12 +45,16 @@ from bot.channels.buttons import (
     button_title,
     resolve_reply,
 )
+from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
+from bot.channels.limits import LimitedBlueprint
+from bot.channels.replay import ReplayGuard
+from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "telegram"
-SENDER_PREFIX = "telegram:"
+SENDER_PREFIX = PREFIXES[CHANNEL_NAME]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 DEFAULT_API_BASE_URL = "https://api.telegram.org"
 CALLBACK_DATA_MAX_BYTES = 64
@@ -178,8 +182,12 @@ class BotApiClient:
 
 
 def sender_id_for(chat_id: int | str) -> str:
-    """Conversation id for a chat: `telegram:<chat_id>`, so staff can see the channel."""
-    return f"{SENDER_PREFIX}{chat_id}"
+    """Conversation id for a chat: `telegram:<chat_id>`, checked against the sender rule.
+
+    Raises:
+        InvalidSenderId: The chat id breaks the rule (Telegram's are integers).
+    """
+    return sender_id(CHANNEL_NAME, chat_id)
 
 
 def chat_id_from(recipient_id: str) -> str:
@@ -281,23 +289,6 @@ class TelegramOutput(OutputChannel):
         await self._send(method, params)
 
 
-class _SeenIds:
-    """Bounded set of recent update ids: Telegram redelivers an update it thinks timed out."""
-
-    def __init__(self, size: int = 2048) -> None:
-        self._ids: OrderedDict[int, None] = OrderedDict()
-        self._size = size
-
-    def add(self, update_id: int) -> bool:
-        """Record `update_id`; False if it was already seen."""
-        if update_id in self._ids:
-            return False
-        self._ids[update_id] = None
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
-
-
 def _keyboard_title(message: Mapping[str, Any], data: str) -> str | None:
     """Title of the inline button with `data`, from the message Telegram echoes back."""
     markup = message.get("reply_markup") or {}
@@ -394,7 +385,7 @@ class TelegramInput(InputChannel):
         self.api = BotApiClient(access_token, self.api_base_url)
         self._short_ids = ShortIds()
         self._memory = ButtonMemory()
-        self._seen = _SeenIds()
+        self._replays = ReplayGuard(CHANNEL_NAME)
         self._webhook_task: asyncio.Task[None] | None = None
 
     def get_output_channel(self) -> TelegramOutput:
@@ -458,8 +449,12 @@ class TelegramInput(InputChannel):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max_seconds)
 
-    def _inbound(self, update: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
-        """(chat id, text, metadata) of an update worth processing, None to ignore it."""
+    def _inbound(self, update: Mapping[str, Any]) -> tuple[str, str, dict[str, Any], bool] | None:
+        """(chat id, text, metadata, trusted) of an update worth processing, None to ignore it.
+
+        `trusted` marks text that is a payload this channel vouches for: a pressed inline
+        button, a typed reply resolved to one of the buttons just sent, or `start_payload`.
+        """
         message = update.get("message")
         if isinstance(message, dict):
             chat = message.get("chat") or {}
@@ -471,12 +466,12 @@ class TelegramInput(InputChannel):
                 logger.debug("Ignoring Telegram message without text")
                 return None
             text = _COMMAND_MENTION.sub(r"\1", text.strip())
-            if self.start_payload and (text == "/start" or text.startswith("/start ")):
-                text = self.start_payload
             chat_id = str(chat["id"])
+            if self.start_payload and (text == "/start" or text.startswith("/start ")):
+                return chat_id, self.start_payload, self._metadata(update, message), True
             last_buttons = self._memory.take(sender_id_for(chat_id))
-            text = resolve_reply(text, last_buttons) or text
-            return chat_id, text, self._metadata(update, message)
+            resolved = resolve_reply(text, last_buttons)
+            return chat_id, resolved or text, self._metadata(update, message), bool(resolved)
         query = update.get("callback_query")
         if isinstance(query, dict):
             data = query.get("data")
@@ -495,7 +490,10 @@ class TelegramInput(InputChannel):
             self._memory.take(sender_id_for(chat_id))
             # `source` is the bot's own message; the patient is the query's `from`.
             pressed = {**source, "from": query.get("from") or {}}
-            return chat_id, payload, self._metadata(update, pressed)
+            # Trusted only if the data is on the keyboard of the bot's message, which
+            # Telegram echoes; any other data is checked like typed text.
+            offered = _keyboard_title(source, data) is not None
+            return chat_id, payload, self._metadata(update, pressed), offered
         return None
 
     @staticmethod
@@ -520,7 +518,7 @@ class TelegramInput(InputChannel):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes for Telegram; registration of the webhook starts after the server does."""
-        telegram_webhook = Blueprint("telegram_webhook", __name__)
+        telegram_webhook = LimitedBlueprint("telegram_webhook", __name__)
 
         @telegram_webhook.listener("after_server_start")
         async def start_webhook_registration(_: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -556,32 +554,47 @@ class TelegramInput(InputChannel):
             if not self.is_authentic(request):
                 logger.warning("Rejected a Telegram update without the right secret token")
                 return response.json({"ok": False}, status=403)
-            update = request.json
+            try:
+                update = json.loads(request.body or b"")
+            except (ValueError, RecursionError):
+                update = None
             if not isinstance(update, dict):
-                return response.json({"ok": False, "description": "Bad Request"}, status=400)
+                return error_response("invalid_json", "the body must be a JSON object (a Telegram Update)")
+            message = update.get("message")
+            if isinstance(message, dict) and self._replays.is_too_old(message.get("date")):
+                logger.warning("Ignoring a Telegram message older than the replay window")
+                return response.json({"ok": True, "status": "too_old"})
             update_id = update.get("update_id")
-            if isinstance(update_id, int) and not self._seen.add(update_id):
+            if isinstance(update_id, int) and not await self._replays.first_time(update_id):
                 return response.json({"ok": True, "status": "duplicate"})
             await self._answer_callback(update)
             try:
                 inbound = self._inbound(update)
-            except (AttributeError, TypeError, ValueError):
+                if inbound is not None:
+                    conversation = sender_id_for(inbound[0])
+            except InvalidSenderId as error:
+                return error_response("invalid_sender", str(error))
+            except (AttributeError, TypeError, ValueError) as error:
                 # Authentic but not shaped as documented: acknowledge, or Telegram resends it.
-                logger.warning("Ignoring a malformed Telegram update", exc_info=True)
+                # One line, no traceback: hostile input must not flood the log.
+                logger.warning("Ignoring a malformed Telegram update: %s: %s", type(error).__name__, error)
                 inbound = None
             if inbound is None:
                 return response.json({"ok": True, "status": "ignored"})
-            chat_id, text, metadata = inbound
+            _, text, metadata, trusted = inbound
             try:
-                await on_new_message(
-                    UserMessage(
-                        text,
-                        self.get_output_channel(),
-                        sender_id_for(chat_id),
-                        input_channel=self.name(),
-                        metadata=metadata,
-                    )
+                await deliver(
+                    on_new_message,
+                    text,
+                    self.get_output_channel(),
+                    conversation,
+                    self.name(),
+                    metadata,
+                    tracker_store=tracker_store_of(request.app),
+                    trusted=trusted,
                 )
+            except BadMessage as error:
+                return error_response(error.code, error.message)
             except Exception:
                 # Answer 200 anyway: Telegram would redeliver this update forever.
                 logger.exception("Handling a Telegram update failed")

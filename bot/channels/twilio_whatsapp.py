@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -33,6 +32,10 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
 from bot.channels.buttons import ButtonMemory, numbered_message, resolve_reply
+from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
+from bot.channels.limits import LimitedBlueprint
+from bot.channels.replay import ReplayGuard
+from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +139,8 @@ class TwilioWhatsAppOutput(OutputChannel):
 
 
 def _whatsapp_address(number: str) -> str:
-    """`whatsapp:+<number>`, the address form Twilio uses for WhatsApp."""
-    number = str(number).strip()
+    """`whatsapp:+<number>`, the address form Twilio uses, from a number or conversation id."""
+    number = str(number).strip().removeprefix(PREFIXES[CHANNEL_NAME])
     return number if number.startswith(WHATSAPP_PREFIX) else f"{WHATSAPP_PREFIX}{number}"
 
 
@@ -149,7 +152,8 @@ def _no_reply() -> HTTPResponse:
 class TwilioWhatsAppInput(TwilioInput):
     """Receives Twilio's WhatsApp webhooks at `/webhooks/twilio_whatsapp/webhook`.
 
-    The conversation id is Twilio's `From` (`whatsapp:+<number>`), so staff see the channel.
+    The conversation id is `twilio:` + Twilio's `From` (`twilio:whatsapp:+<number>`): its own
+    namespace, apart from the WhatsApp Cloud channel's `whatsapp:<wa id>`.
     """
 
     @classmethod
@@ -205,7 +209,7 @@ class TwilioWhatsAppInput(TwilioInput):
         self._validator = RequestValidator(auth_token)
         self._memory = ButtonMemory()
         self._output: TwilioWhatsAppOutput | None = None
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._replays = ReplayGuard(CHANNEL_NAME)
 
     def get_output_channel(self) -> TwilioWhatsAppOutput:
         """One shared output channel (and HTTP session); cheap, no I/O."""
@@ -228,19 +232,9 @@ class TwilioWhatsAppInput(TwilioInput):
         url = self.webhook_url or request.url
         return bool(self._validator.validate(url, params, signature))
 
-    def _is_new(self, message_sid: str) -> bool:
-        if not message_sid:
-            return True
-        if message_sid in self._seen:
-            return False
-        self._seen[message_sid] = None
-        while len(self._seen) > 4096:
-            self._seen.popitem(last=False)
-        return True
-
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes for Twilio: health check and signed message webhooks."""
-        twilio_webhook = Blueprint("twilio_whatsapp_webhook", __name__)
+        twilio_webhook = LimitedBlueprint("twilio_whatsapp_webhook", __name__)
 
         @twilio_webhook.listener("before_server_stop")
         async def stop(_: object, __: asyncio.AbstractEventLoop) -> None:
@@ -256,22 +250,29 @@ class TwilioWhatsAppInput(TwilioInput):
                 logger.warning("Rejected a Twilio webhook with a bad signature")
                 return response.text("Forbidden", status=403)
             sender = str(request.form.get("From") or "")
-            text = str(request.form.get("Body") or "").strip()
-            if not sender or not text:
-                return _no_reply()
-            if not self._is_new(str(request.form.get("MessageSid") or "")):
-                return _no_reply()
-            text = resolve_reply(text, self._memory.take(sender)) or text
+            text = str(request.form.get("Body") or "")
+            if not sender:
+                return error_response("missing_sender", "the form needs From")
             try:
-                await on_new_message(
-                    UserMessage(
-                        text,
-                        self.get_output_channel(),
-                        sender,
-                        input_channel=self.name(),
-                        metadata={"twilio": {"message_sid": request.form.get("MessageSid")}},
-                    )
+                conversation = sender_id(CHANNEL_NAME, sender)
+            except InvalidSenderId as error:
+                return error_response("invalid_sender", str(error))
+            if not await self._replays.first_time(str(request.form.get("MessageSid") or "")):
+                return _no_reply()
+            resolved = resolve_reply(text.strip(), self._memory.take(sender))
+            try:
+                await deliver(
+                    on_new_message,
+                    resolved or text,
+                    self.get_output_channel(),
+                    conversation,
+                    self.name(),
+                    {"twilio": {"message_sid": request.form.get("MessageSid")}},
+                    tracker_store=tracker_store_of(request.app),
+                    trusted=bool(resolved),
                 )
+            except BadMessage as error:
+                return error_response(error.code, error.message)
             except Exception:
                 # Answer anyway: the failure is ours; Twilio would only call the fallback URL.
                 logger.exception("Handling a Twilio WhatsApp message failed")

@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,12 +45,16 @@ from bot.channels.buttons import (
     numbered_message,
     resolve_reply,
 )
+from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
+from bot.channels.limits import LimitedBlueprint
+from bot.channels.replay import ReplayGuard
+from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
 
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "whatsapp"
-SENDER_PREFIX = "whatsapp:"
+SENDER_PREFIX = PREFIXES[CHANNEL_NAME]
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DEFAULT_API_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v19.0"
@@ -155,8 +158,12 @@ class GraphClient:
 
 
 def sender_id_for(wa_id: str) -> str:
-    """Conversation id for a WhatsApp user: `whatsapp:<wa_id>`."""
-    return f"{SENDER_PREFIX}{wa_id}"
+    """Conversation id for a WhatsApp user: `whatsapp:<wa_id>`, checked against the sender rule.
+
+    Raises:
+        InvalidSenderId: The wa id breaks the rule.
+    """
+    return sender_id(CHANNEL_NAME, wa_id)
 
 
 def wa_id_from(recipient_id: str) -> str:
@@ -311,23 +318,6 @@ class WhatsAppCloudOutput(OutputChannel):
         await self._send(recipient_id, content)
 
 
-class _SeenIds:
-    """Bounded set of recent message ids: Meta redelivers webhooks it thinks failed."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-
-    def add(self, message_id: str) -> bool:
-        """Record `message_id`; False if it was already seen."""
-        if message_id in self._ids:
-            return False
-        self._ids[message_id] = None
-        while len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
-
-
 def signature_for(body: bytes, app_secret: str) -> str:
     """`X-Hub-Signature-256` value Meta sends: `sha256=` + hex HMAC of the raw body."""
     digest = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
@@ -418,7 +408,7 @@ class WhatsAppCloudInput(InputChannel):
         self.client = GraphClient(access_token, phone_number_id, api_base_url, api_version)
         self._short_ids = ShortIds()
         self._memory = ButtonMemory()
-        self._seen = _SeenIds()
+        self._replays = ReplayGuard(CHANNEL_NAME)
 
     def get_output_channel(self) -> WhatsAppCloudOutput:
         """Output channel sharing this channel's client; cheap, no I/O."""
@@ -430,14 +420,19 @@ class WhatsAppCloudInput(InputChannel):
         expected = signature_for(request.body or b"", self.app_secret)
         return hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
 
-    def _text_of(self, message: Mapping[str, Any], sender_id: str) -> str | None:
-        """Text Rasa should receive for one message, None for types it cannot handle."""
+    def _text_of(self, message: Mapping[str, Any], sender_id: str) -> tuple[str, bool] | None:
+        """(text, trusted) Rasa should receive for one message, None for types it cannot handle.
+
+        `trusted` marks a payload this channel vouches for: a tapped button or list row, or a
+        typed reply resolved to one of the buttons just sent.
+        """
         kind = message.get("type")
         if kind == "text":
             body = str((message.get("text") or {}).get("body") or "").strip()
             if not body:
                 return None
-            return resolve_reply(body, self._memory.take(sender_id)) or body
+            resolved = resolve_reply(body, self._memory.take(sender_id))
+            return (resolved, True) if resolved else (body, False)
         if kind == "interactive":
             interactive = message.get("interactive") or {}
             reply = interactive.get(str(interactive.get("type"))) or {}
@@ -445,17 +440,23 @@ class WhatsAppCloudInput(InputChannel):
             if not isinstance(reply, dict):
                 return None
             payload = self._short_ids.decode(str(reply.get("id") or ""))
-            return payload or str(reply.get("title") or "").strip() or None
+            text = payload or str(reply.get("title") or "").strip()
+            return (text, True) if text else None
         if kind == "button":  # quick-reply button of a template message
             button = message.get("button") or {}
             self._memory.take(sender_id)
-            return str(button.get("payload") or button.get("text") or "").strip() or None
+            text = str(button.get("payload") or button.get("text") or "").strip()
+            return (text, True) if text else None
         logger.info("Ignoring WhatsApp message of type %s", kind)
         return None
 
-    def _messages(self, notification: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-        """(sender id, text, metadata) for each new message in a notification."""
-        found: list[tuple[str, str, dict[str, Any]]] = []
+    def _messages(self, notification: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any], bool]]:
+        """(sender id, text, metadata, trusted) for each new message in a notification.
+
+        Raises:
+            InvalidSenderId: A sender's wa id breaks the sender rule.
+        """
+        found: list[tuple[str, str, dict[str, Any], bool]] = []
         if notification.get("object") != "whatsapp_business_account":
             return found
         for entry in notification.get("entry") or []:
@@ -474,11 +475,9 @@ class WhatsAppCloudInput(InputChannel):
                     if not isinstance(message, dict) or not message.get("from"):
                         continue
                     message_id = str(message.get("id") or "")
-                    if message_id and not self._seen.add(message_id):
-                        continue
-                    sender_id = sender_id_for(str(message["from"]))
-                    text = self._text_of(message, sender_id)
-                    if text:
+                    conversation = sender_id_for(str(message["from"]))
+                    inbound = self._text_of(message, conversation)
+                    if inbound:
                         metadata = {
                             "whatsapp": {
                                 "message_id": message_id,
@@ -486,12 +485,12 @@ class WhatsAppCloudInput(InputChannel):
                                 "phone_number_id": number_id,
                             }
                         }
-                        found.append((sender_id, text, metadata))
+                        found.append((conversation, inbound[0], metadata, inbound[1]))
         return found
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes for Meta's webhook: verification handshake and signed notifications."""
-        whatsapp_webhook = Blueprint("whatsapp_cloud_webhook", __name__)
+        whatsapp_webhook = LimitedBlueprint("whatsapp_cloud_webhook", __name__)
 
         @whatsapp_webhook.listener("before_server_stop")
         async def stop(_: Any, __: asyncio.AbstractEventLoop) -> None:
@@ -520,28 +519,41 @@ class WhatsAppCloudInput(InputChannel):
                 return response.json({"ok": False}, status=403)
             try:
                 notification = json.loads(request.body or b"")
-            except ValueError:
-                return response.json({"ok": False, "error": "invalid JSON"}, status=400)
+            except (ValueError, RecursionError):
+                notification = None
             if not isinstance(notification, dict):
-                return response.json({"ok": False, "error": "invalid JSON"}, status=400)
+                return error_response("invalid_json", "the body must be a JSON object (a webhook notification)")
             try:
                 messages = self._messages(notification)
-            except (AttributeError, TypeError, ValueError):
+            except InvalidSenderId as error:
+                return error_response("invalid_sender", str(error))
+            except (AttributeError, TypeError, ValueError) as error:
                 # Signed but not shaped as documented: acknowledge, or Meta resends it.
-                logger.warning("Ignoring a malformed WhatsApp notification", exc_info=True)
+                # One line, no traceback: hostile input must not flood the log.
+                logger.warning("Ignoring a malformed WhatsApp notification: %s: %s", type(error).__name__, error)
                 messages = []
             out_channel = self.get_output_channel()
-            for sender_id, text, metadata in messages:
+            tracker_store = tracker_store_of(request.app)
+            for conversation, text, metadata, trusted in messages:
+                sent = metadata["whatsapp"]
+                if self._replays.is_too_old(sent["timestamp"]):
+                    logger.warning("Ignoring a WhatsApp message older than the replay window")
+                    continue
+                if sent["message_id"] and not await self._replays.first_time(sent["message_id"]):
+                    continue
                 try:
-                    await on_new_message(
-                        UserMessage(
-                            text,
-                            out_channel,
-                            sender_id,
-                            input_channel=self.name(),
-                            metadata=metadata,
-                        )
+                    await deliver(
+                        on_new_message,
+                        text,
+                        out_channel,
+                        conversation,
+                        self.name(),
+                        metadata,
+                        tracker_store=tracker_store,
+                        trusted=trusted,
                     )
+                except BadMessage:
+                    logger.warning("Ignoring a WhatsApp message that is not text")
                 except Exception:
                     # Answer 200 anyway: Meta would redeliver the whole batch for days.
                     logger.exception("Handling a WhatsApp message failed")

@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import declarative_base
@@ -207,4 +208,25 @@ class NotificationOutbox(Base):
         CheckConstraint(_in("channel", OUTBOX_CHANNELS), name="channel"),
         CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
         Index("ix_notification_outbox_due", "status", "next_attempt_at"),
+    )
+
+
+class SeenChannelMessage(Base):
+    """A platform's message id already handled (Telegram update, WhatsApp or Twilio message).
+
+    Platforms redeliver webhooks they think failed, also after our restart; the unique
+    (channel, message_id) pair makes the second delivery lose its insert. Rows older than
+    the replay window are pruned (`bot.channels.replay`).
+    """
+
+    __tablename__ = "seen_channel_messages"
+
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(32), nullable=False)
+    message_id = Column(String(128), nullable=False)
+    seen_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("channel", "message_id", name="uq_seen_channel_messages_channel_message_id"),
+        Index("ix_seen_channel_messages_seen_at", "seen_at"),
     )

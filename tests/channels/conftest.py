@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.channels.all_channels import AllChannels, serve_all_channels
 from tests.channels.harness import (
     PHONE_NUMBER_ID,
     ChannelServer,
@@ -103,3 +104,12 @@ def whatsapp_server(
     server = serve_whatsapp(whatsapp_credentials, graph_api, agent)
     yield server
     server.stop()
+
+
+# -- All channels in one app ----------------------------------------------------------------
+
+
+@pytest.fixture
+def channels(agent: EchoAgent) -> Iterator[AllChannels]:
+    """Every connector mounted in one app, as `rasa run` mounts them (see all_channels.py)."""
+    yield from serve_all_channels(agent)

@@ -23,7 +23,7 @@ from tests.standins.whatsapp_graph import (
 )
 
 TELEGRAM_CREDENTIALS = """\
-rest:
+bot.channels.rest.RestInput:
 bot.channels.telegram.TelegramInput:
   access_token: ${TELEGRAM_ACCESS_TOKEN}
   verify: ${TELEGRAM_BOT_USERNAME}
@@ -33,7 +33,7 @@ bot.channels.telegram.TelegramInput:
   start_payload: /greet
 """
 WHATSAPP_CREDENTIALS = """\
-rest:
+bot.channels.rest.RestInput:
 bot.channels.whatsapp.WhatsAppCloudInput:
   access_token: ${WHATSAPP_ACCESS_TOKEN}
   app_secret: ${WHATSAPP_APP_SECRET}

@@ -64,12 +64,12 @@ def test_signed_message_gets_a_reply(
     twilio_token: str,
     agent: EchoAgent,
 ) -> None:
-    """The conversation id is Twilio's `From`; the reply is sent from the clinic's number."""
+    """The conversation id is `twilio:` + Twilio's `From`; the reply goes from the clinic's number."""
     answer = TwilioApiStandIn.deliver(twilio_server.url("/webhook"), twilio_token, PATIENT, "hi")
 
     assert answer.status_code == 200
     assert "<Response>" in answer.text
-    assert agent.received[-1].sender_id == PATIENT
+    assert agent.received[-1].sender_id == f"twilio:{PATIENT}"
     assert agent.received[-1].input_channel == "twilio_whatsapp"
     [sent] = twilio_api.sent
     assert sent == {

@@ -24,6 +24,7 @@ TABLES = {
     "red_flag_alerts",
     "answer_feedback",
     "notification_outbox",
+    "seen_channel_messages",
 }
 
 

@@ -19,6 +19,9 @@ from typing import Any
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput as StockSocketIOInput
 from rasa.core.run import configure_app
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -38,11 +41,24 @@ MENU = [
 
 @dataclass
 class ScriptedAgent:
-    """Stands in for `rasa.core.agent.Agent`: records each turn and answers from a script."""
+    """Stands in for `rasa.core.agent.Agent`: records each turn and answers from a script.
+
+    Like Rasa, it keeps each conversation in a (real, in-memory) tracker store, so the
+    channel can check that a payload it receives is one of the buttons just offered.
+    """
 
     received: list[dict[str, Any]] = field(default_factory=list)
+    tracker_store: InMemoryTrackerStore = field(default_factory=lambda: InMemoryTrackerStore(Domain.empty()))
 
     async def handle_message(self, message: UserMessage) -> None:
+        """Answer, and record the turn in the tracker store as Rasa would."""
+        tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+        tracker.update(UserUttered(message.text))
+        out = _RecordingOutput(message.output_channel, tracker)
+        await self._answer(message, out)
+        await self.tracker_store.save(tracker)
+
+    async def _answer(self, message: UserMessage, out: Any) -> None:
         """Answer like a bot would, through the real output channel of the message."""
         self.received.append(
             {
@@ -52,8 +68,10 @@ class ScriptedAgent:
                 "metadata": message.metadata,
             }
         )
-        out, to, text = message.output_channel, message.sender_id, (message.text or "")
+        to, text = message.sender_id, (message.text or "")
         lowered = text.lower()
+        if text == "/restart":  # like Rasa's action_restart: conversation reset, no reply
+            return
         if "slow" in lowered:
             await asyncio.sleep(1.5)
         if text in {"/greet", "hello", "hi"}:
@@ -80,6 +98,22 @@ class ScriptedAgent:
             await out.send_text_message(to, HTML_MESSAGE)
         else:
             await out.send_text_message(to, f"You asked: {text}")
+
+
+class _RecordingOutput:
+    """Passes replies to the real output channel and records them as `BotUttered` events."""
+
+    def __init__(self, channel: Any, tracker: Any) -> None:
+        self._channel = channel
+        self._tracker = tracker
+
+    async def send_text_message(self, to: str, text: str) -> None:
+        self._tracker.update(BotUttered(text))
+        await self._channel.send_text_message(to, text)
+
+    async def send_text_with_buttons(self, to: str, text: str, buttons: list[dict[str, Any]]) -> None:
+        self._tracker.update(BotUttered(text, {"buttons": buttons}))
+        await self._channel.send_text_with_buttons(to, text, buttons)
 
 
 def build_app(origins: list[str], stock: bool = False) -> Sanic:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SESSION_JS = (
-    "() => JSON.parse(localStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl)).sessionId"
+    "() => JSON.parse(sessionStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl)).sessionId"
 )
 
 
@@ -65,5 +65,15 @@ def test_widget_talks_to_real_rasa(
         texts = [e.get("text") for e in tracker["events"] if e.get("event") == "user"]
         assert texts[:1] == ["/greet"]
         assert len(texts) >= 2
+
+        # Start over (shared computer): the old conversation is restarted in Rasa.
+        page.get_by_role("button", name="Start over").click()
+        page.get_by_role("button", name="Yes, start over").click()
+        expect(page.locator(".cc-user")).to_have_count(0)
+        expect(page.locator(".cc-bot").first).to_contain_text("automated assistant", timeout=30_000)
+        assert page.evaluate(SESSION_JS) != sid
+        ended = stack.tracker(f"web:{sid}")  # Rasa shows the events after the last restart
+        assert [e for e in ended["events"] if e.get("event") == "user"] == []
+        assert ended["slots"].get("last_topic") is None
     finally:
         context.close()

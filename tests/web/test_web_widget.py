@@ -21,7 +21,7 @@ PHONE: ViewportSize = {"width": 360, "height": 740}
 
 GREETING = "Hello! I'm the clinic's assistant"
 SESSION_JS = (
-    "() => (JSON.parse(localStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl))"
+    "() => (JSON.parse(sessionStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl))"
     " || {}).sessionId"
 )
 
@@ -46,7 +46,7 @@ def send(page: Page, text: str) -> None:
 
 
 def session_id(page: Page) -> str:
-    """Session id the widget keeps in localStorage."""
+    """Session id the widget keeps for this tab (sessionStorage)."""
     value = page.evaluate(SESSION_JS)
     assert isinstance(value, str)
     return value
@@ -219,6 +219,11 @@ def test_start_over_clears_the_view_and_starts_a_new_session(page: Page, stack: 
     expect(page.locator(".cc-bot").last).to_contain_text("You asked: first conversation")
     old = session_id(page)
     page.get_by_role("button", name="Start over").click()
+    page.get_by_role("button", name="Cancel").click()  # asks first; cancelling keeps it
+    expect(page.locator(".cc-user")).to_have_count(1)
+    assert session_id(page) == old
+    page.get_by_role("button", name="Start over").click()
+    page.get_by_role("button", name="Yes, start over").click()
     expect(page.locator(".cc-user")).to_have_count(0)
     expect(page.locator(".cc-bot")).to_have_count(1)
     expect(page.locator(".cc-bot").first).to_contain_text(GREETING)
@@ -228,6 +233,55 @@ def test_start_over_clears_the_view_and_starts_a_new_session(page: Page, stack: 
     expect(page.locator(".cc-bot").last).to_contain_text("You asked: second conversation")
     turn = [t for t in stack.bot.received() if t["text"] == "second conversation"][-1]
     assert turn["sender_id"] == f"web:{new}"
+    ended = [t["sender_id"] for t in stack.bot.received() if t["text"] == "/restart"]
+    assert f"web:{old}" in ended  # the old conversation ended in Rasa: its slots are cleared
+
+
+def test_the_next_person_on_the_same_browser_starts_afresh(browser: Browser, stack: Stack) -> None:
+    """Patient A chats and closes the tab; B opens the site on the same computer."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        first = context.new_page()
+        open_chat(first, stack.site.url)
+        send(first, "My name is Alice Tan, my number is 9123 4567")
+        expect(first.locator(".cc-bot").last).to_contain_text("You asked: My name is Alice Tan")
+        alice = session_id(first)
+        first.close()
+
+        second = context.new_page()
+        open_chat(second, stack.site.url)
+        expect(second.locator(".cc-user")).to_have_count(0)
+        expect(second.get_by_role("log")).not_to_contain_text("Alice")
+        send(second, "What are your opening hours?")
+        expect(second.locator(".cc-bot").last).to_contain_text("We are open")
+        bob = session_id(second)
+        assert bob != alice
+        turn = [t for t in stack.bot.received() if t["text"] == "What are your opening hours?"][-1]
+        assert turn["sender_id"] == f"web:{bob}"
+        assert not second.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('clinicChat'))")
+    finally:
+        context.close()
+
+
+def test_a_conversation_left_alone_for_30_minutes_ends(page: Page, stack: Stack) -> None:
+    """Back after 31 minutes (same tab): nothing shown, a new conversation, the old one ended."""
+    open_chat(page, stack.site.url)
+    send(page, "My name is Alice Tan")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: My name is Alice Tan")
+    old = session_id(page)
+    page.evaluate(
+        "() => { const k = 'clinicChat:' + window.ClinicChat.serverUrl;"
+        " const v = JSON.parse(sessionStorage.getItem(k)); v.at -= 31 * 60e3;"
+        " sessionStorage.setItem(k, JSON.stringify(v)); }"
+    )
+    page.reload()
+    launcher(page).click() if page.get_by_role("dialog").is_hidden() else None
+    expect(page.locator(".cc-bot").first).to_contain_text(GREETING)
+    expect(page.locator(".cc-user")).to_have_count(0)
+    expect(page.get_by_role("log")).not_to_contain_text("Alice")
+    assert session_id(page) != old
+    ended = [t["sender_id"] for t in stack.bot.received() if t["text"] == "/restart"]
+    assert f"web:{old}" in ended
 
 
 def test_phone_layout_is_full_screen(browser: Browser, stack: Stack, artifacts: Path) -> None:

@@ -1,7 +1,11 @@
 /* Clinic chat widget: <script src=".../widget.js"> plus window.ClinicChat = {...}.
  * Talks to Rasa's socket.io channel (bot/channels/socketio.py) via the vendored
  * socket.io-client; no other requests. Message text is only ever set as text nodes,
- * never as HTML, so a bot reply cannot inject markup. */
+ * never as HTML, so a bot reply cannot inject markup.
+ * Shared devices: one conversation per tab (sessionStorage only, nothing in localStorage),
+ * ended after `sessionIdleMinutes` (30) without activity, and "Start over" (after a
+ * confirmation) ends it in Rasa too (`session_restart`: slots and personal details
+ * cleared), so the next person at the computer never sees or continues it. */
 (() => {
   "use strict";
   if (window.__clinicChat) return;
@@ -20,31 +24,28 @@
     disclaimer: cfg.disclaimer || "Automated assistant \u2014 general information, not medical " +
       `advice. In an emergency call ${cfg.emergencyNumber || "your local emergency number"} or go to the nearest A&E.`,
     path: cfg.socketPath || "/socket.io/",
-    ttlMs: (cfg.sessionTtlHours || 24) * 3600e3,
+    idleMs: (cfg.sessionIdleMinutes || 30) * 60e3,
     keep: 100
   };
   const KEY = "clinicChat:" + serverUrl;
   const SAFE_SCHEMES = ["http:", "https:", "mailto:", "tel:"];
 
-  // ---- storage: session id in localStorage, this tab's view in sessionStorage ----
-  const load = (store) => {
-    try { return JSON.parse(window[store].getItem(KEY)) || {}; } catch (e) { return {}; }
+  // ---- storage: this tab's conversation in sessionStorage, ended after inactivity ----
+  try { localStorage.removeItem(KEY); } catch (e) { /* older versions kept the id there */ }
+  const load = () => {
+    try { return JSON.parse(sessionStorage.getItem(KEY)) || {}; } catch (e) { return {}; }
   };
-  const persist = (store, value) => {
-    try { window[store].setItem(KEY, JSON.stringify(value)); } catch (e) { /* private mode */ }
-  };
-  let ident = load("localStorage");
-  if (!ident.at || Date.now() - ident.at > opt.ttlMs) ident = {};
-  let view = load("sessionStorage");
-  if (view.sessionId !== ident.sessionId) view = {};
+  let view = load();
+  let ident = view;     // the session id lives with the view: one conversation per tab
+  let toEnd = null;     // a conversation to end in Rasa once connected (expired on load)
+  const idle = () => !!view.at && Date.now() - view.at > opt.idleMs;
+  if (idle()) { toEnd = view.sessionId || null; view = ident = {}; }
   view.history = view.history || [];
   view.queue = view.queue || [];
-  const save = () => {
-    ident.at = Date.now();
-    view.sessionId = ident.sessionId;
+  const save = (touch) => {
+    if (touch !== false) view.at = Date.now();
     view.history = view.history.slice(-opt.keep);
-    persist("localStorage", ident);
-    persist("sessionStorage", view);
+    try { sessionStorage.setItem(KEY, JSON.stringify(view)); } catch (e) { /* private mode */ }
   };
 
   // ---- DOM: attributes and text only ----
@@ -98,6 +99,12 @@
   heading.append(el("h2", { id: "cc-title", class: "cc-title" }, opt.title), status);
   const restartBtn = el("button", { type: "button", class: "cc-restart",
     "aria-label": "Start over: new conversation" }, "Start over");
+  const confirmBar = el("div", { class: "cc-confirm", role: "alertdialog", hidden: "",
+    "aria-labelledby": "cc-confirm-text" });
+  const confirmYes = el("button", { type: "button", class: "cc-confirm-yes" }, "Yes, start over");
+  const confirmNo = el("button", { type: "button", class: "cc-confirm-no" }, "Cancel");
+  confirmBar.append(el("p", { id: "cc-confirm-text" }, "Start a new conversation? This one, " +
+    "and anything you told the assistant in it, will be cleared."), confirmYes, confirmNo);
   const closeBtn = el("button", { type: "button", class: "cc-close", "aria-label": "Close chat" });
   closeBtn.append(icon("M6 6l12 12M18 6L6 18"));
   header.append(heading, restartBtn, closeBtn);
@@ -117,8 +124,8 @@
   const sendBtn = el("button", { type: "submit", class: "cc-send", "aria-label": "Send message" });
   sendBtn.append(icon("M3 20l18-8L3 4v6l12 2-12 2z"));
   form.append(input, sendBtn);
-  panel.append(header, el("p", { id: "cc-disclaimer", class: "cc-disclaimer" }, opt.disclaimer),
-    scroller, form);
+  panel.append(header, confirmBar,
+    el("p", { id: "cc-disclaimer", class: "cc-disclaimer" }, opt.disclaimer), scroller, form);
   wrap.append(panel, launcher);
 
   // ---- rendering: [label](url) and bare URLs become links, everything else stays text ----
@@ -258,6 +265,7 @@
       socket = window.io(serverUrl, { path: opt.path, reconnectionDelayMax: 5000 });
       socket.on("connect", () => {
         ready = false;
+        if (toEnd) { socket.emit("session_restart", { session_id: toEnd }); toEnd = null; }
         socket.emit("session_request", { session_id: ident.sessionId || null });
       });
       socket.on("session_confirm", (id) => {
@@ -305,24 +313,47 @@
       launcher.focus();
     }
   };
-  const restart = () => {
-    ident = {};
-    view = { history: [], queue: [] };
-    save();
+  // End this tab's conversation here and in Rasa (personal details cleared), start anew.
+  const restart = (notice) => {
+    const old = ident.sessionId;
+    view = ident = { history: [], queue: [] };
+    save(false);
     log.textContent = "";
     turnStart = null;
     showTyping(false);
+    if (notice) add({ from: "bot", text: notice });
     if (opt.greeting) add({ from: "bot", text: opt.greeting });
     if (socket && socket.connected) {
       ready = false;
+      if (old) socket.emit("session_restart", { session_id: old });
       socket.emit("session_request", { session_id: null });
+    } else if (old) {
+      toEnd = old;
     }
-    input.focus();
   };
+  const askRestart = (show) => {
+    confirmBar.hidden = !show;
+    (show ? confirmNo : restartBtn).focus();
+  };
+  // A conversation left alone for `idleMs` ends, even while the tab stays open.
+  const checkIdle = () => {
+    if (ident.sessionId && idle()) {
+      restart("This conversation ended after " + Math.round(opt.idleMs / 60e3) +
+        " minutes without activity. You can start a new one below.");
+    }
+  };
+  setInterval(checkIdle, 30e3);
+  document.addEventListener("visibilitychange", checkIdle);
 
-  launcher.addEventListener("click", () => setOpen(panel.hidden, true));
+  launcher.addEventListener("click", () => { checkIdle(); setOpen(panel.hidden, true); });
   closeBtn.addEventListener("click", () => setOpen(false, true));
-  restartBtn.addEventListener("click", restart);
+  restartBtn.addEventListener("click", () => askRestart(true));
+  confirmNo.addEventListener("click", () => askRestart(false));
+  confirmYes.addEventListener("click", () => {
+    confirmBar.hidden = true;
+    restart();
+    input.focus();
+  });
   panel.addEventListener("keydown", (e) => {
     if (e.key === "Escape") { e.preventDefault(); setOpen(false, true); }
   });
@@ -350,7 +381,7 @@
     view.history.forEach((m, i) => render(m, i === view.history.length - 1));
     let wasOpen = false;
     try { wasOpen = sessionStorage.getItem(KEY + ":open") === "1"; } catch (e) { /* ignore */ }
-    if (ident.sessionId || view.queue.length) connect();
+    if (ident.sessionId || view.queue.length || toEnd) connect();
     if (wasOpen) setOpen(true, false);
   };
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);

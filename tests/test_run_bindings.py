@@ -1,0 +1,41 @@
+"""`make run` binds where the settings say and shares one action-server secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.run import commands, environment
+from bot.settings import Settings, SettingsError
+
+
+def test_addresses_and_secret_come_from_settings(tmp_path: Path, model_path: Path) -> None:
+    settings = Settings.from_env(
+        {"BOT_DATA_DIR": str(tmp_path), "RASA_HOST": "127.0.0.2", "ACTIONS_HOST": "127.0.0.3", "WEB_HOST": "127.0.0.4"}
+    )
+    cmd = commands(settings, 5005, 5055, 8080, tmp_path / "credentials.yml")
+    assert cmd["rasa"][cmd["rasa"].index("-i") + 1] == "127.0.0.2"
+    assert cmd["web"][cmd["web"].index("--host") + 1] == "127.0.0.4"
+    env = environment(settings)
+    assert env["SANIC_HOST"] == "127.0.0.3"  # what `rasa run actions` binds
+    assert env["SANIC_REQUEST_MAX_SIZE"] == "65536"
+    secret = env["ACTION_SERVER_SECRET"]
+    assert len(secret) >= 32
+    assert (tmp_path / "action-server-secret").read_text(encoding="utf-8").strip() == secret
+    assert (tmp_path / "action-server-secret").stat().st_mode & 0o077 == 0
+    assert environment(settings)["ACTION_SERVER_SECRET"] == secret  # stable across restarts
+
+
+def test_defaults_are_loopback_only() -> None:
+    settings = Settings.from_env({})
+    assert (settings.rasa_host, settings.actions_host, settings.web_host) == ("127.0.0.1",) * 3
+
+
+def test_production_needs_an_action_server_secret() -> None:
+    env = {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "r" * 32, "STAFF_TOKEN": "s" * 32,
+           "SPOOL_KEY": Fernet.generate_key().decode()}
+    with pytest.raises(SettingsError, match="ACTION_SERVER_SECRET"):
+        Settings.from_env(env)
+    assert Settings.from_env({**env, "ACTION_SERVER_SECRET": "a" * 32}).is_production
