@@ -31,7 +31,7 @@ def test_production_refuses_placeholders() -> None:
 
 def test_a_filled_in_profile_is_accepted_in_production() -> None:
     filled = data()
-    for key in ("phone", "whatsapp", "email", "address", "booking_url", "emergency_number"):
+    for key in ("phone", "whatsapp", "email", "address", "booking_url", "emergency_number", "crisis_line"):
         filled[key] = {"booking_url": "https://example.org/book", "emergency_number": "995"}.get(key, "+65 6000 0000")
     filled["opening_hours"]["status"] = "confirmed"
     profile = parse_profile(filled, production=True)
