@@ -55,8 +55,8 @@ class SafetyClassifier(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
-        """The detector's threshold for asking a screening question."""
-        return {"suspect_threshold": DEFAULT_THRESHOLD}
+        """Thresholds for asking a screening question: the detector's, and DIET's alone."""
+        return {"suspect_threshold": DEFAULT_THRESHOLD, "intent_threshold": 0.6}
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[str, Any]) -> Optional[str]:
@@ -153,7 +153,11 @@ class SafetyClassifier(GraphComponent):
                 message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
                 message.set(ENTITIES, entities, add_to_output=True)
                 continue
-            said_red_flag = (message.get(INTENT) or {}).get(INTENT_NAME_KEY) == RED_FLAG_INTENT
+            intent = message.get(INTENT) or {}
+            said_red_flag = (
+                intent.get(INTENT_NAME_KEY) == RED_FLAG_INTENT
+                and float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0) >= self._config["intent_threshold"]
+            )
             suspicion = self.detector.suspect(text)
             if suspicion is None and said_red_flag:  # DIET suspects one, nobody can say which
                 suspicion = Suspicion(flag=UNSPECIFIED_FLAG, confidence=0.0)
