@@ -79,6 +79,8 @@ async def _first_action(processor: Any, text: str, where: str) -> Outcome:
     prediction = processor._predict_next_with_tracker(tracker)
     action = domain.action_names_or_texts[prediction.max_confidence_index]
     flags = tuple(str(e["value"]) for e in parse.get("entities") or [] if e.get("entity") == "red_flag")
+    if action == ALERT and not flags:
+        action = "action_warning_signs"  # no flag named: the list of warning signs, no alert
     return Outcome(action=action, flags=flags)
 
 

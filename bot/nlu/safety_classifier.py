@@ -4,8 +4,9 @@ Runs last in the pipeline, in two layers (see `bot.safety`):
 1. The rules. When they find a flag, the intent becomes `report_red_flag` (confidence 1.0) and
    every flag found is added as a `red_flag` entity whose span is the patient's own words.
 2. The trained detector. When the rules find nothing but the detector suspects a flag (or
-   DIET itself says `report_red_flag`), a `safety_suspect` entity names the flag; the intent
-   is left alone, and `SafetyPolicy` asks one screening question before anything else.
+   DIET itself is sure of `report_red_flag`), a `safety_suspect` entity names the flag; the
+   intent is left alone, and `SafetyPolicy` asks one screening question before anything
+   else. DIET's `report_red_flag` alone and unsure becomes its next likeliest intent.
 A suspicion is dropped when the patient explicitly denied the flag's words ("no numbness").
 The rules read the whole message (a channel that cut a long text for DIET passes the full
 text in the metadata under `full_text`), so a symptom at the end still counts.
@@ -154,10 +155,17 @@ class SafetyClassifier(GraphComponent):
                 message.set(ENTITIES, entities, add_to_output=True)
                 continue
             intent = message.get(INTENT) or {}
-            said_red_flag = (
-                intent.get(INTENT_NAME_KEY) == RED_FLAG_INTENT
-                and float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0) >= self._config["intent_threshold"]
-            )
+            said_red_flag = intent.get(INTENT_NAME_KEY) == RED_FLAG_INTENT
+            if said_red_flag and float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0) < self._config["intent_threshold"]:
+                # DIET alone, and unsure: not a report; the next likeliest intent answers it
+                said_red_flag = False
+                ranking = [
+                    r for r in message.get(INTENT_RANKING_KEY) or []
+                    if r.get(INTENT_NAME_KEY) != RED_FLAG_INTENT
+                ]
+                if ranking:
+                    message.set(INTENT, ranking[0], add_to_output=True)
+                    message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
             suspicion = self.detector.suspect(text)
             if suspicion is None and said_red_flag:  # DIET suspects one, nobody can say which
                 suspicion = Suspicion(flag=UNSPECIFIED_FLAG, confidence=0.0)

@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 import pytest
 import requests
 import socketio
+import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from bot.channels.telegram import SECRET_HEADER
@@ -127,6 +129,7 @@ class Outcome:
     status: int | None
     body: Any = None
     error: str | None = None
+    sender: str | None = None  # a REST text a patient could have typed: it must be stored
 
 
 @dataclass
@@ -201,7 +204,8 @@ def hostile_env(model_path: Any, tmp_path_factory: pytest.TempPathFactory) -> It
 Job = tuple[str, str, Callable[[], Outcome]]
 
 
-def _post(endpoint: str, kind: str, url: str, data: bytes, headers: dict[str, str]) -> Outcome:
+def _post(endpoint: str, kind: str, url: str, data: bytes, headers: dict[str, str],
+          sender: str | None = None) -> Outcome:
     try:
         answer = requests.post(url, data=data, headers=headers, timeout=TIMEOUT)
     except requests.ConnectionError as error:  # a 10 MB body may be cut off after the 413
@@ -210,7 +214,24 @@ def _post(endpoint: str, kind: str, url: str, data: bytes, headers: dict[str, st
         body = answer.json()
     except ValueError:
         body = answer.text[:200]
-    return Outcome(endpoint, kind, answer.status_code, body)
+    return Outcome(endpoint, kind, answer.status_code, body, sender=sender)
+
+
+def _visible(text: str) -> bool:
+    return bool(text.strip(" \t\n\u200b\u200c\u200d\ufeff")) and not text.startswith("/")
+
+
+def stored_user_messages(url: str) -> Counter[str]:
+    """User messages per conversation in the tracker store."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT sender_id, count(*) FROM events WHERE type_name = 'user' GROUP BY sender_id"
+            ))
+            return Counter({str(sender): int(n) for sender, n in rows})
+    finally:
+        engine.dispose()
 
 
 def rest_jobs(env: Env, rng: random.Random) -> list[Job]:
@@ -225,7 +246,8 @@ def rest_jobs(env: Env, rng: random.Random) -> list[Job]:
         for text in TEXTS:
             sender = f"hostile-{rng.randrange(10**6)}"
             data = body(sender, json.dumps(text).encode())
-            jobs.append(("rest", "text", lambda d=data: _post("rest", "text", url, d, json_headers)))
+            kept = sender if _visible(text) else None
+            jobs.append(("rest", "text", lambda d=data, k=kept: _post("rest", "text", url, d, json_headers, k)))
     for literal in RAW_TEXTS * 5:
         data = body(f"hostile-{rng.randrange(10**6)}", literal)
         jobs.append(("rest", "text", lambda d=data: _post("rest", "text", url, d, json_headers)))
@@ -240,7 +262,7 @@ def rest_jobs(env: Env, rng: random.Random) -> list[Job]:
     flood_sender = f"flood-{uuid.uuid4().hex[:8]}"
     for n in range(100):
         data = body(flood_sender, json.dumps(rng.choice(TEXTS[:6]) + f" #{n}").encode())
-        jobs.append(("rest", "text", lambda d=data: _post("rest", "text", url, d, json_headers)))
+        jobs.append(("rest", "text", lambda d=data: _post("rest", "text", url, d, json_headers, flood_sender)))
     return jobs
 
 
@@ -394,6 +416,11 @@ def test_hostile_requests_get_no_500_no_silence_and_the_server_stays_responsive(
     assert silent == [], silent[:5]
     texts_answered = [o for o in outcomes if o.kind == "text"]
     assert all(o.status == 200 for o in texts_answered), [o for o in texts_answered if o.status != 200][:5]
+    # every REST text a patient could have typed that got a 200 is in the tracker store
+    expected = Counter(o.sender for o in outcomes if o.sender and o.status == 200)
+    stored = stored_user_messages(stack.database_url)
+    missing = {s: n for s, n in expected.items() if stored[f"rest:{s}"] < n}
+    assert len(expected) > 100 and missing == {}, list(missing.items())[:5]
     refused = [o for o in outcomes if o.kind in {"bad_sender", "malformed"} and o.endpoint == "rest"]
     assert all(o.status == 400 and o.body.get("error") for o in refused), [o for o in refused if o.status != 400][:5]
     socket_refusals = [o for o in socket_outcomes if isinstance(o.body, dict) and not o.body.get("ok")]
