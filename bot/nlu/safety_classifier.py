@@ -154,9 +154,10 @@ class SafetyClassifier(GraphComponent):
                 message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
                 message.set(ENTITIES, entities, add_to_output=True)
                 continue
-            intent = message.get(INTENT) or {}
-            said_red_flag = intent.get(INTENT_NAME_KEY) == RED_FLAG_INTENT
-            if said_red_flag and float(intent.get(PREDICTED_CONFIDENCE_KEY) or 0.0) < self._config["intent_threshold"]:
+            predicted: Dict[str, Any] = message.get(INTENT) or {}
+            said_red_flag = predicted.get(INTENT_NAME_KEY) == RED_FLAG_INTENT
+            confidence = float(predicted.get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+            if said_red_flag and confidence < self._config["intent_threshold"]:
                 # DIET alone, and unsure: not a report; the next likeliest intent answers it
                 said_red_flag = False
                 ranking = [
