@@ -7,7 +7,9 @@ from cryptography.fernet import Fernet
 
 from bot.settings import Settings, SettingsError
 
-PRODUCTION = {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "a" * 32, "STAFF_TOKEN": "b" * 32}
+PRODUCTION = {
+    "BOT_ENV": "production", "RASA_AUTH_TOKEN": "a" * 32, "STAFF_TOKEN": "b" * 32, "ACTION_SERVER_SECRET": "c" * 32,
+}
 
 
 def test_production_refuses_to_keep_an_outage_spool_unencrypted() -> None:

@@ -32,6 +32,8 @@ from bot.nlp import get_nlp
 from bot.safety.data import Flag, SafetyData, get_safety_data
 
 MAX_CHARS = 20000  # a whole long message is read: a symptom at the end still counts
+MAX_OPTIONS = 6  # mentions of one concept tried when pairing concepts
+_LONG_RUN = re.compile(r"\S{41,}")
 
 NEGATION_CUES = {
     "no", "not", "n't", "never", "without", "deny", "denies", "nor", "neither", "none",
@@ -278,84 +280,78 @@ class RedFlagDetector:
                 mentions.append(_Mention(concept, s, e, sentences[s]))
         return mentions, sentences, clauses
 
-    @staticmethod
-    def _span(doc: Doc, groups: List[int], index: int) -> Tuple[int, int]:
-        """Character span of the clause or sentence (by `groups`) that holds token `index`."""
-        group = groups[index]
-        tokens = [t for t in doc if groups[t.i] == group]
-        return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
-
-    def _is_past(self, doc: Doc, text: str, sentences: List[int], clauses: List[int],
-                 mention: _Mention) -> bool:
-        c_start, c_end = self._span(doc, clauses, mention.start)
-        s_start, s_end = self._span(doc, sentences, mention.start)
-        m_start = doc[mention.start].idx
-        m_end = doc[mention.end - 1].idx + len(doc[mention.end - 1].text)
-        clause = text[c_start:c_end]
+    def _is_past(self, ctx: _Context, mention: _Mention) -> bool:
+        text = ctx.text
+        c_start, c_end = ctx.clause_span(mention.start)
+        s_start, s_end = ctx.sentence_span(mention.start)
+        m_start, m_end = ctx.char_span(mention)
         # what is still going on is read in the mention's own part of the clause (up to commas)
         p_start = text.rfind(",", c_start, m_start) + 1 or c_start
         p_end = text.find(",", m_end, c_end)
         part = text[max(p_start, c_start): p_end if p_end != -1 else c_end]
         ongoing = bool(_ONGOING.search(_RESOLVED.sub(" ", _PAST.sub(" ", part))))
-        for resolved in _RESOLVED.finditer(text, s_start, s_end):
-            if resolved.start() < m_end and m_start < resolved.end():
+        for r_start, r_end in ctx.resolved(mention.start):
+            if r_start < m_end and m_start < r_end:
                 continue  # part of the symptom itself ("if i was gone")
-            if _NOT_RESOLVED.search(text[s_start: resolved.start()]):
-                continue  # "never goes away"
-            if c_start <= resolved.start() < c_end or not ongoing:
+            if c_start <= r_start < c_end or not ongoing:
                 return True
-        if _PAST.search(clause) or _PAST.search(text[s_start:s_end]):
+        if ctx.has_past(mention.start):
             return not ongoing
-        return self._relative_had(doc, clauses, mention, part)
+        return self._relative_had(ctx, mention, part)
 
-    def _relative_had(self, doc: Doc, clauses: List[int], mention: _Mention, part: str) -> bool:
+    def _relative_had(self, ctx: _Context, mention: _Mention, part: str) -> bool:
         """A relative's past event ("my brother had a clot"), unless recent ("this morning")."""
         return (
-            bool(_HAD_BEFORE.search(text_before(doc, mention)))
+            bool(_HAD_BEFORE.search(text_before(ctx.doc, mention)))
             and not _RECENT.search(part)
-            and self._is_someone_elses_history(doc, clauses, mention)
+            and self._is_someone_elses_history(ctx, mention)
         )
 
-    def _is_someone_elses_history(self, doc: Doc, clauses: List[int], mention: _Mention) -> bool:
-        clause = clauses[mention.start]
-        before = " ".join(t.lower_ for t in doc[: mention.start] if clauses[t.i] == clause)
+    @staticmethod
+    def _is_someone_elses_history(ctx: _Context, mention: _Mention) -> bool:
+        c_start, _ = ctx.clause_span(mention.start)
+        m_start, _ = ctx.char_span(mention)
+        before = ctx.text[max(c_start, m_start - 160): m_start]
         relatives = list(_RELATIVE.finditer(before))
         if not relatives:
             return False
         return not _FIRST_PERSON.search(before[relatives[-1].end():])
 
-    def _is_about(self, doc: Doc, text: str, sentences: List[int], mention: _Mention) -> bool:
-        start, end = self._span(doc, sentences, mention.start)
-        sentence = text[start:end]
-        strong = _ABOUT_STRONG.search(sentence)
-        if strong and start + strong.start() <= doc[mention.start].idx:
+    @staticmethod
+    def _is_about(ctx: _Context, mention: _Mention) -> bool:
+        strong_at, about = ctx.about(mention.start)
+        if strong_at is not None and strong_at <= ctx.char_span(mention)[0]:
             return True  # "what should I do if my wound starts oozing?"
-        about = _ABOUT.search(sentence) or _ABOUT_END.search(sentence)
-        return bool(about) and not _PERSONAL_NOW.search(sentence)
+        return about
 
-    def _usable(self, flag: Flag, doc: Doc, text: str, sentences: List[int], clauses: List[int],
-                mention: _Mention) -> bool:
-        if flag.history:
-            if self._is_someone_elses_history(doc, clauses, mention):
-                return False
-        elif self._is_past(doc, text, sentences, clauses, mention):
-            return False
-        return not self._is_about(doc, text, sentences, mention)
+    def _usable(self, flag: Flag, ctx: _Context, mention: _Mention) -> bool:
+        key = (flag.history, mention.start, mention.end)
+        if key not in ctx.usable:
+            if flag.history:
+                past = self._is_someone_elses_history(ctx, mention)
+            else:
+                past = self._is_past(ctx, mention)
+            ctx.usable[key] = not past and not self._is_about(ctx, mention)
+        return ctx.usable[key]
 
     def detect(self, text: str) -> RedFlagResult:
         """Flags in `text`, empty when there are none (or all are negated, past or hypothetical)."""
         if not text or not text.strip():
             return RedFlagResult()
-        text = _lower_same_length(text[:MAX_CHARS])
+        # runs of 40+ characters without a space are cut (same length, so offsets hold):
+        # spaCy's tokenizer takes quadratic time on them, and no symptom is written that way
+        text = _LONG_RUN.sub(lambda m: m.group(0)[:40] + " " * (len(m.group(0)) - 40),
+                             _lower_same_length(text[:MAX_CHARS]))
         doc = self.nlp(text)
         dismissed: Set[str] = set()
         mentions, sentences, clauses = self._mentions(doc, text, dismissed)
+        ctx = _Context(doc, text, sentences, clauses)
         by_concept: Dict[str, List[_Mention]] = {}
         for mention in mentions:
             by_concept.setdefault(mention.concept, []).append(mention)
         findings: Dict[str, Finding] = {}
         for flag in self.data.flags.values():
-            finding = self._match_flag(flag, doc, text, by_concept, sentences, clauses, dismissed)
+            finding = self._match_flag(flag, ctx, by_concept, dismissed)
             if finding is not None:
                 findings[flag.id] = finding
         superseded: Set[str] = set()
@@ -366,18 +362,24 @@ class RedFlagDetector:
             dismissed=frozenset(dismissed),
         )
 
-    def _match_flag(self, flag: Flag, doc: Doc, text: str, by_concept: Dict[str, List[_Mention]],
-                    sentences: List[int], clauses: List[int], dismissed: Set[str]) -> Optional[Finding]:
+    def _match_flag(self, flag: Flag, ctx: _Context, by_concept: Dict[str, List[_Mention]],
+                    dismissed: Set[str]) -> Optional[Finding]:
+        doc, text = ctx.doc, ctx.text
         for alternative in flag.when:
             options: List[List[_Mention]] = []
             for concept in alternative.concepts:
                 mentioned = by_concept.get(concept, [])
-                usable = [m for m in mentioned if self._usable(flag, doc, text, sentences, clauses, m)]
+                usable: List[_Mention] = []
+                for mention in mentioned:
+                    if self._usable(flag, ctx, mention):
+                        usable.append(mention)
+                        if len(usable) == MAX_OPTIONS:
+                            break
                 if mentioned and not usable:
                     dismissed.add(concept)
                 if not usable:
                     break
-                options.append(usable[:6])
+                options.append(usable)
             else:
                 blocked = {
                     m.sentence for c in alternative.unless for m in by_concept.get(c, [])
@@ -398,6 +400,71 @@ class RedFlagDetector:
                     words=text[span.start_char: span.end_char][:120],
                 )
         return None
+
+
+class _Context:
+    """One message being read: its tokens, sentences and clauses, and what was worked out."""
+
+    def __init__(self, doc: Doc, text: str, sentences: List[int], clauses: List[int]) -> None:
+        self.doc, self.text, self.sentences, self.clauses = doc, text, sentences, clauses
+        self._sentence_spans = _group_spans(doc, sentences)
+        self._clause_spans = _group_spans(doc, clauses)
+        self._resolved: Dict[int, List[Tuple[int, int]]] = {}
+        self._past: Dict[int, bool] = {}
+        self._about: Dict[int, Tuple[Optional[int], bool]] = {}
+        self.usable: Dict[Tuple[bool, int, int], bool] = {}
+
+    def sentence_span(self, token: int) -> Tuple[int, int]:
+        """Characters of the sentence that holds `token`."""
+        return self._sentence_spans[self.sentences[token]]
+
+    def clause_span(self, token: int) -> Tuple[int, int]:
+        """Characters of the clause that holds `token`."""
+        return self._clause_spans[self.clauses[token]]
+
+    def char_span(self, mention: _Mention) -> Tuple[int, int]:
+        """Characters of a mention."""
+        last = self.doc[mention.end - 1]
+        return self.doc[mention.start].idx, last.idx + len(last.text)
+
+    def resolved(self, token: int) -> List[Tuple[int, int]]:
+        """Resolution phrases ("gone now") in the sentence of `token`, not themselves negated."""
+        sentence = self.sentences[token]
+        if sentence not in self._resolved:
+            start, end = self._sentence_spans[sentence]
+            self._resolved[sentence] = [
+                (m.start(), m.end()) for m in _RESOLVED.finditer(self.text, start, end)
+                if not _NOT_RESOLVED.search(self.text[max(start, m.start() - 40): m.start()])
+            ]
+        return self._resolved[sentence]
+
+    def has_past(self, token: int) -> bool:
+        """Whether the sentence of `token` says when in the past ("years ago")."""
+        sentence = self.sentences[token]
+        if sentence not in self._past:
+            start, end = self._sentence_spans[sentence]
+            self._past[sentence] = bool(_PAST.search(self.text, start, end))
+        return self._past[sentence]
+
+    def about(self, token: int) -> Tuple[Optional[int], bool]:
+        """Where a hypothetical starts in the sentence, and whether it is a general question."""
+        sentence = self.sentences[token]
+        if sentence not in self._about:
+            start, end = self._sentence_spans[sentence]
+            text = self.text[start:end]
+            strong = _ABOUT_STRONG.search(text)
+            general = bool(_ABOUT.search(text) or _ABOUT_END.search(text)) and not _PERSONAL_NOW.search(text)
+            self._about[sentence] = (start + strong.start() if strong else None, general)
+        return self._about[sentence]
+
+
+def _group_spans(doc: Doc, groups: List[int]) -> Dict[int, Tuple[int, int]]:
+    spans: Dict[int, Tuple[int, int]] = {}
+    for token in doc:
+        group = groups[token.i]
+        end = token.idx + len(token.text)
+        spans[group] = (spans[group][0], end) if group in spans else (token.idx, end)
+    return spans
 
 
 def text_before(doc: Doc, mention: _Mention) -> str:
