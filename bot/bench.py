@@ -59,7 +59,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     detector = get_detector()
     cycle = iter(MESSAGES * args.repeat)
-    report("red-flag detector (per message)", timed(lambda: detector.detect(next(cycle)), args.repeat))
+    report("safety rules (per message)", timed(lambda: detector.detect(next(cycle)), args.repeat))
+    long_message = "my knee hurts at night and my back aches when i sit, " * 380
+    report("safety rules (20,000-character message)", timed(lambda: detector.detect(long_message), 20))
     kb = get_knowledge_base()
     report("knowledge-base answer", timed(lambda: kb.answer("injections", "knee"), args.repeat))
 
