@@ -25,7 +25,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import BOOK_BUTTON, conversation_id, entity_values, latest_intent
 from bot.profile import get_profile
 from bot.records import save_red_flag
-from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector
+from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector, safety_text
 from bot.safety.data import get_safety_data
 from bot.safety.reply import (
     SCREEN_BUTTONS,
@@ -65,9 +65,7 @@ def _send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
 
 
 def _message_text(message: Dict[str, Any]) -> str:
-    metadata = message.get("metadata") or {}
-    full = metadata.get("full_text") if isinstance(metadata, dict) else None
-    return str(full or message.get("text") or "")
+    return safety_text(message.get("text"), message.get("metadata"))
 
 
 async def _alert(

@@ -85,7 +85,7 @@ async def _alert(tracker: DialogueStateTracker, said: List[Any], text: str) -> L
 
 async def _safety_locally(name: str, tracker: DialogueStateTracker) -> List[Event]:
     """The safety actions, answered by the Rasa server itself."""
-    from bot.safety import RED_FLAG_ENTITY, SUSPECT_ENTITY, get_detector
+    from bot.safety import RED_FLAG_ENTITY, SUSPECT_ENTITY, get_detector, safety_text
     from bot.safety.data import get_safety_data
     from bot.safety.reply import (
         SCREEN_BUTTONS,
@@ -97,7 +97,7 @@ async def _safety_locally(name: str, tracker: DialogueStateTracker) -> List[Even
     )
 
     message = tracker.latest_message
-    text = str((message.metadata or {}).get("full_text") or message.text or "") if message else ""
+    text = safety_text(message.text, message.metadata) if message else ""
     entities = message.entities if message else []
     if name == "action_red_flag":
         flags = [str(e["value"]) for e in entities if e.get("entity") == RED_FLAG_ENTITY]

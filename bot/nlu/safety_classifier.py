@@ -33,21 +33,18 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector
+from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector, safety_text
 from bot.safety.data import DETECTOR_TRAINING_PATH, FLAGS_PATH, files_fingerprint, get_safety_data
 from bot.safety.detector import DEFAULT_THRESHOLD, EmergencyDetector, Suspicion, training_examples
 
 logger = logging.getLogger(__name__)
-METADATA_FULL_TEXT = "full_text"
 UNSPECIFIED_FLAG = "possible_emergency"
 _FILE = "emergency_detector.pkl"
 
 
 def message_text(message: Message) -> str:
-    """The text the safety rules read: the full text when a channel cut it for DIET."""
-    metadata = message.get("metadata") or {}
-    full = metadata.get(METADATA_FULL_TEXT) if isinstance(metadata, dict) else None
-    return str(full) if isinstance(full, str) and full else str(message.get(TEXT) or "")
+    """The text the safety rules read (see `bot.safety.safety_text`)."""
+    return safety_text(message.get(TEXT), message.get("metadata"))
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
