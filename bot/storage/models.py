@@ -17,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -36,8 +37,13 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-BOOKING_STATUSES = ("new", "contacted", "scheduled", "cancelled")
-HANDOFF_STATUSES = ("open", "taken", "released", "closed")
+# A request's lifecycle in the staff console's queue: new -> contacted -> booked / no_answer
+# / closed (a booking or a call-back). A live handoff is also `taken` (staff reply in the
+# chat) and `released` (given back to the bot).
+BOOKING_STATUSES = ("new", "contacted", "booked", "no_answer", "closed")
+HANDOFF_STATUSES = ("open", "taken", "released", "contacted", "booked", "no_answer", "closed")
+STAFF_ROLES = ("receptionist", "clinician", "admin")
+HISTORY_KINDS = ("booking", "handoff")
 OUTBOX_KINDS = ("booking", "handoff", "red_flag")
 ALERT_TIERS = ("emergency", "urgent")
 OUTBOX_CHANNELS = ("email", "webhook")
@@ -116,8 +122,14 @@ class BookingRequest(Base):
     channel = Column(String(50), nullable=False)
     created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
     status = Column(String(20), nullable=False, default="new")
+    assignee_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+    updated_at = Column(UTCDateTime(), nullable=True)
+    closed_at = Column(UTCDateTime(), nullable=True)
 
-    __table_args__ = (CheckConstraint(_in("status", BOOKING_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", BOOKING_STATUSES), name="status"),
+        Index("ix_booking_requests_status_created_at", "status", "created_at"),
+    )
 
 
 class HandoffRequest(Base):
@@ -134,12 +146,15 @@ class HandoffRequest(Base):
     last_topic = Column(String(200), nullable=True)
     contact_name = Column(String(200), nullable=True)
     contact_phone = Column(String(16), nullable=True)
+    contact_consent_at = Column(UTCDateTime(), nullable=True)
     status = Column(String(20), nullable=False, default="open")
     within_hours = Column(Boolean, nullable=False)
     callback_requested = Column(Boolean, nullable=False, default=False)
     created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at = Column(UTCDateTime(), nullable=False, default=utcnow)
     taken_by = Column(String(100), nullable=True)
+    assignee_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+    closed_at = Column(UTCDateTime(), nullable=True)
 
     __table_args__ = (
         CheckConstraint(_in("status", HANDOFF_STATUSES), name="status"),
@@ -164,6 +179,29 @@ class RedFlagAlert(Base):
     message_excerpt = Column(String(500), nullable=False)
     created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
     acknowledged_at = Column(UTCDateTime(), nullable=True)
+    acknowledged_by_id = Column(
+        Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True
+    )
+    outcome = Column(String(500), nullable=True)
+
+    __table_args__ = (
+        CheckConstraint(_in("tier", ALERT_TIERS), name="tier"),
+        Index("ix_red_flag_alerts_acknowledged_at_created_at", "acknowledged_at", "created_at"),
+    )
+
+
+class RedFlagAlertFlag(Base):
+    """One flag of an alert (an alert may name several), for review and per-flag counts."""
+
+    __tablename__ = "red_flag_alert_flags"
+
+    id = Column(Integer, primary_key=True)
+    alert_id = Column(
+        Integer, ForeignKey("red_flag_alerts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    flag = Column(String(64), nullable=False, index=True)
+    tier = Column(String(20), nullable=False)
+    category = Column(String(32), nullable=False)
 
     __table_args__ = (CheckConstraint(_in("tier", ALERT_TIERS), name="tier"),)
 
@@ -229,4 +267,162 @@ class SeenChannelMessage(Base):
     __table_args__ = (
         UniqueConstraint("channel", "message_id", name="uq_seen_channel_messages_channel_message_id"),
         Index("ix_seen_channel_messages_seen_at", "seen_at"),
+    )
+
+
+class StaffUser(Base):
+    """A member of the clinic's staff who signs in to the console.
+
+    `password_hash` is argon2id (argon2-cffi). `failed_logins` and `locked_until` give
+    the lockout with backoff; a deactivated user keeps their name in the audit log.
+    """
+
+    __tablename__ = "staff_users"
+
+    id = Column(Integer, primary_key=True)
+    username = Column(String(64), nullable=False, unique=True)
+    display_name = Column(String(100), nullable=False)
+    role = Column(String(20), nullable=False)
+    password_hash = Column(String(255), nullable=False)
+    active = Column(Boolean, nullable=False, default=True)
+    failed_logins = Column(Integer, nullable=False, default=0)
+    locked_until = Column(UTCDateTime(), nullable=True)
+    last_login_at = Column(UTCDateTime(), nullable=True)
+    created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    __table_args__ = (CheckConstraint(_in("role", STAFF_ROLES), name="role"),)
+
+
+class StaffSession(Base):
+    """A signed-in browser: the cookie holds a random token, the table only its sha256."""
+
+    __tablename__ = "staff_sessions"
+
+    id = Column(Integer, primary_key=True)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    user_id = Column(
+        Integer, ForeignKey("staff_users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+    last_seen_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at = Column(UTCDateTime(), nullable=False, index=True)
+
+
+class AuditEntry(Base):
+    """Who did what, when: every detail view, export, reply and change in the console."""
+
+    __tablename__ = "audit_log"
+
+    id = Column(Integer, primary_key=True)
+    at = Column(UTCDateTime(), nullable=False, default=utcnow, index=True)
+    user_id = Column(
+        Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    username = Column(String(64), nullable=False)
+    action = Column(String(64), nullable=False, index=True)
+    target_kind = Column(String(32), nullable=True)
+    target_id = Column(String(255), nullable=True)
+    detail = Column(Text, nullable=True)
+
+
+class ConversationSummary(Base):
+    """One row per conversation, kept up to date as its events are stored.
+
+    The console lists and filters these instead of reading every event per page view.
+    `events_seen` is how many tracker events were folded in, so an update only reads the
+    new ones. `search_text` holds the patient's messages for text search (personal data:
+    retention and "forget this patient" delete it with the events).
+    """
+
+    __tablename__ = "conversation_summaries"
+
+    conversation_id = Column(String(255), primary_key=True)
+    channel = Column(String(32), nullable=False)
+    started_at = Column(UTCDateTime(), nullable=False)
+    last_event_at = Column(UTCDateTime(), nullable=False)
+    last_user_message_at = Column(UTCDateTime(), nullable=True)
+    turns = Column(Integer, nullable=False, default=0)
+    events_seen = Column(Integer, nullable=False, default=0)
+    topics = Column(String(1000), nullable=False, default="")
+    red_flag = Column(Boolean, nullable=False, default=False)
+    crisis = Column(Boolean, nullable=False, default=False)
+    booking = Column(Boolean, nullable=False, default=False)
+    handoff = Column(Boolean, nullable=False, default=False)
+    not_understood = Column(Boolean, nullable=False, default=False)
+    thumbs_down = Column(Boolean, nullable=False, default=False)
+    staff_replied = Column(Boolean, nullable=False, default=False)
+    taken_over = Column(Boolean, nullable=False, default=False)
+    search_text = Column(Text, nullable=False, default="")
+    tags = Column(String(500), nullable=False, default="")
+    reviewed_at = Column(UTCDateTime(), nullable=True)
+    reviewed_by_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+
+    __table_args__ = (
+        Index("ix_conversation_summaries_started_at", "started_at"),
+        Index("ix_conversation_summaries_channel_started_at", "channel", "started_at"),
+        Index("ix_conversation_summaries_last_event_at", "last_event_at"),
+    )
+
+
+class ConversationNote(Base):
+    """A staff member's note on a conversation (clinicians' review notes included)."""
+
+    __tablename__ = "conversation_notes"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    author_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+    author_name = Column(String(100), nullable=False)
+    body = Column(Text, nullable=False)
+    created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+class StatusChange(Base):
+    """History of a booking or handoff/call-back: who changed status, assignee or notes."""
+
+    __tablename__ = "status_history"
+
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(20), nullable=False)
+    ref_id = Column(Integer, nullable=False)
+    from_status = Column(String(20), nullable=True)
+    to_status = Column(String(20), nullable=False)
+    assignee_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+    note = Column(Text, nullable=True)
+    by_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+    by_name = Column(String(100), nullable=False)
+    at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", HISTORY_KINDS), name="kind"),
+        Index("ix_status_history_kind_ref_id", "kind", "ref_id"),
+    )
+
+
+class NluCorrection(Base):
+    """Staff said the bot got a message wrong: the right intent, or a new topic.
+
+    Exported as Rasa NLU YAML (`bot.console.nlu_export`) to be reviewed and merged into
+    data/. `message_timestamp` identifies the user event in the tracker.
+    """
+
+    __tablename__ = "nlu_corrections"
+
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    message_timestamp = Column(String(32), nullable=False)
+    text = Column(Text, nullable=False)
+    predicted_intent = Column(String(100), nullable=True)
+    predicted_confidence = Column(String(16), nullable=True)
+    corrected_intent = Column(String(100), nullable=True, index=True)
+    new_topic = Column(String(200), nullable=True)
+    created_by_id = Column(Integer, ForeignKey("staff_users.id", ondelete="SET NULL"), nullable=True)
+    created_by_name = Column(String(100), nullable=False)
+    created_at = Column(UTCDateTime(), nullable=False, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "conversation_id", "message_timestamp", name="uq_nlu_corrections_conversation_id"
+        ),
     )

@@ -25,6 +25,14 @@ TABLES = {
     "answer_feedback",
     "notification_outbox",
     "seen_channel_messages",
+    "staff_users",
+    "staff_sessions",
+    "audit_log",
+    "conversation_summaries",
+    "conversation_notes",
+    "status_history",
+    "red_flag_alert_flags",
+    "nlu_corrections",
 }
 
 
