@@ -30,8 +30,9 @@ migrate: install
 	$(BIN)/python -m bot.storage.migrate
 
 # Train only when data, domain or config changed since the last model (Rasa checks).
+# bot.train pins threads, deterministic ops and the hash seed: two cold trainings agree.
 train: install
-	$(BIN)/rasa train --fixed-model-name clinic
+	$(BIN)/python -m bot.train --fixed-model-name clinic
 
 # Everything, on localhost: action server, Rasa (REST + socket.io + HTTP API with a token),
 # the website demo with the chat widget, and the notification worker.

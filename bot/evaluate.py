@@ -13,11 +13,11 @@ import argparse
 import collections
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from bot.settings import PROJECT_ROOT
+from bot.train import rasa_command, training_env
 
 HOLDOUT = PROJECT_ROOT / "tests" / "nlu" / "holdout.yml"
 
@@ -25,9 +25,9 @@ HOLDOUT = PROJECT_ROOT / "tests" / "nlu" / "holdout.yml"
 def evaluate(model: Path, out: Path) -> Dict[str, Any]:
     """Run Rasa's NLU test and return the intent report plus the confusions."""
     subprocess.run(
-        [str(Path(sys.executable).parent / "rasa"), "test", "nlu", "--model", str(model),
-         "--nlu", str(HOLDOUT), "--out", str(out), "--quiet"],
-        cwd=PROJECT_ROOT, check=True, stdout=subprocess.DEVNULL,
+        rasa_command(["test", "nlu", "--model", str(model), "--nlu", str(HOLDOUT),
+                      "--out", str(out), "--quiet"]),
+        cwd=PROJECT_ROOT, check=True, stdout=subprocess.DEVNULL, env=training_env(),
     )
     report = json.loads((out / "intent_report.json").read_text(encoding="utf-8"))
     errors = json.loads((out / "intent_errors.json").read_text(encoding="utf-8"))

@@ -54,7 +54,8 @@ def model_path() -> Path:
     """The trained model (trained here only if `make train` has not made one)."""
     if not MODEL.exists():
         subprocess.run(
-            [str(BIN / "rasa"), "train", "--fixed-model-name", "clinic"], cwd=ROOT, check=True
+            [str(BIN / "python"), "-m", "bot.train", "--fixed-model-name", "clinic"],
+            cwd=ROOT, check=True,
         )
     return MODEL
 
