@@ -32,6 +32,64 @@ def _contact(tracker: Tracker) -> Dict[str, Any]:
     }
 
 
+async def hand_over(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    callback_declined: bool = False,
+    reason: Optional[str] = None,
+) -> List[EventType]:
+    """Store the handoff (or first offer a call back when staff may not be in); its events.
+
+    Called by `action_request_human` and by the actions that hand over themselves ("no
+    thanks" to the call-back offer, a second misunderstanding), so the conversation never
+    runs an action no rule expects (which ended in "Sorry, I didn't get that").
+    Opening hours the clinic has not confirmed are never used to say it is closed or when
+    it opens: staff availability is then unknown, and the patient is offered a call back.
+    """
+    profile = get_profile()
+    current = now()
+    within = profile.open_now(current)  # None: hours not confirmed
+    callback = bool(tracker.get_slot("callback_requested"))
+    declined = callback_declined or bool(tracker.get_slot("callback_declined"))
+    if within is not True and not callback and not declined:
+        if within is None:
+            intro = "I can't tell whether our staff are available right now."
+        else:
+            opening = profile.next_opening(current)
+            intro = "Our clinic is closed right now." + (
+                f" We open again {profile.when_text(opening, current)}." if opening else ""
+            )
+        dispatcher.utter_message(
+            text=f"{intro} Would you like us to call you back? I'd need your name and mobile "
+            "number.",
+            buttons=[
+                {"title": "Yes, call me back", "payload": "/request_callback"},
+                {"title": "No, thanks", "payload": "/deny"},
+            ],
+        )
+        kept = [SlotSet("handoff_reason", reason)] if reason else []
+        return [SlotSet("offer", "callback"), *kept]
+    contact = _contact(tracker) if callback else {}
+    saved = await save_handoff(
+        conversation_id=conversation_id(tracker),
+        reason=reason or tracker.get_slot("handoff_reason") or DEFAULT_REASON,
+        within_hours=within is True,
+        last_topic=tracker.get_slot("last_topic"),
+        callback_requested=bool(contact),
+        **contact,
+    )
+    dispatcher.utter_message(
+        text=ActionRequestHuman.message(within, bool(contact), saved == SPOOLED),
+        buttons=[BOOK_BUTTON],
+    )
+    return [
+        SlotSet("handoff_reason", None),
+        SlotSet("callback_requested", None),
+        SlotSet("callback_declined", None),
+        SlotSet("offer", None),
+    ]
+
+
 class ActionRequestHuman(Action):
     """Hand the conversation to staff, according to opening hours."""
 
@@ -46,45 +104,11 @@ class ActionRequestHuman(Action):
         domain: Dict[str, Any],
     ) -> List[EventType]:
         """Store the handoff (or first offer a call back when the clinic is closed)."""
-        profile = get_profile()
-        current = now()
-        within = profile.is_open(current)
-        callback = bool(tracker.get_slot("callback_requested"))
-        declined = bool(tracker.get_slot("callback_declined"))
-        if not within and not callback and not declined:
-            opening = profile.next_opening(current)
-            when = f" We open again {opening:%A at %H:%M}." if opening else ""
-            dispatcher.utter_message(
-                text=f"Our clinic is closed right now.{when} Would you like us to call you back "
-                "when we're open? I'd need your name and mobile number.",
-                buttons=[
-                    {"title": "Yes, call me back", "payload": "/request_callback"},
-                    {"title": "No, thanks", "payload": "/deny"},
-                ],
-            )
-            return [SlotSet("offer", "callback")]
-        contact = _contact(tracker) if callback else {}
-        saved = await save_handoff(
-            conversation_id=conversation_id(tracker),
-            reason=tracker.get_slot("handoff_reason") or DEFAULT_REASON,
-            within_hours=within,
-            last_topic=tracker.get_slot("last_topic"),
-            callback_requested=bool(contact),
-            **contact,
-        )
-        dispatcher.utter_message(
-            text=self._message(within, bool(contact), saved == SPOOLED),
-            buttons=[BOOK_BUTTON],
-        )
-        return [
-            SlotSet("handoff_reason", None),
-            SlotSet("callback_requested", None),
-            SlotSet("callback_declined", None),
-            SlotSet("offer", None),
-        ]
+        return await hand_over(dispatcher, tracker)
 
     @staticmethod
-    def _message(within: bool, callback: bool, spooled: bool) -> str:
+    def message(within: Optional[bool], callback: bool, spooled: bool) -> str:
+        """What the patient is told once the handoff is stored."""
         profile = get_profile()
         phone = profile.phone_text()
         if spooled:
@@ -93,7 +117,7 @@ class ActionRequestHuman(Action):
                 f"will reach our staff as soon as possible. To be sure, please call {phone}."
             )
         if callback:
-            when = "as soon as they can" if within else "when the clinic opens"
+            when = "when the clinic opens" if within is False else "as soon as they can"
             return f"Thank you. Our staff will call you back {when}."
         if within:
             closing: Optional[Any] = profile.closing_today(now())
@@ -101,6 +125,11 @@ class ActionRequestHuman(Action):
             return (
                 f"I've asked our staff to join this conversation. Someone will reply here "
                 f"shortly{until}. You can also call {phone}."
+            )
+        if within is None:
+            return (
+                "No problem. I've left a note for our staff, who will read this conversation as "
+                f"soon as they can. You can also call {phone}."
             )
         return (
             "No problem. I've left a note for our staff, who will read this conversation when "

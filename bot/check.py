@@ -27,6 +27,9 @@ def main() -> int:
           f"({len(kb.topics)} topics, reviewed {kb.reviewed})")
     if profile.placeholders:
         print("still to fill in (data/practice_profile.yml): " + ", ".join(profile.placeholders))
+    if profile.unanswered:
+        print("questions the assistant will hand to staff (not filled in): "
+              + ", ".join(profile.unanswered))
     return 0
 
 

@@ -35,6 +35,11 @@ REQUIRED = (
 CONTACT_FIELDS = (
     "phone", "whatsapp", "email", "address", "booking_url", "emergency_number", "crisis_line"
 )
+# Answers to practical questions (bot/practical.py). The clinic may leave any of them as a
+# placeholder, even in production: the assistant then says it can't answer and offers a
+# person. They are listed by `python -m bot.check` as unanswered.
+ANSWER_FIELDS = ("fees", "insurance", "referral", "directions", "parking", "doctor_background")
+HOURS_CONFIRMED = "confirmed"
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -64,10 +69,30 @@ class PracticeProfile:
     @property
     def placeholders(self) -> List[str]:
         """Names of fields still to be filled in by the clinic."""
-        names = [key for key, value in self.data.items() if is_placeholder(value)]
-        if is_placeholder(self.data["opening_hours"].get("status")):
+        names = [
+            key for key, value in self.data.items()
+            if is_placeholder(value) and key not in ANSWER_FIELDS
+        ]
+        if not self.hours_confirmed:
             names.append("opening_hours")
         return names
+
+    @property
+    def unanswered(self) -> List[str]:
+        """Practical questions the assistant can't answer until the clinic fills them in."""
+        return [key for key in ANSWER_FIELDS if self.answer(key) is None]
+
+    def answer(self, field: str) -> Optional[str]:
+        """The clinic's own answer to a practical question, or None while not filled in."""
+        value = self.data.get(field)
+        if value is None or is_placeholder(value) or not str(value).strip():
+            return None
+        return str(value).strip()
+
+    @property
+    def hours_confirmed(self) -> bool:
+        """The clinic has confirmed its opening hours (status: confirmed)."""
+        return str(self.data["opening_hours"].get("status", "")).strip().lower() == HOURS_CONFIRMED
 
     def contact(self, field: str) -> Optional[str]:
         """A contact detail, or None while it is still a placeholder."""
@@ -116,6 +141,24 @@ class PracticeProfile:
         local = when.astimezone(self.tz)
         span = self.hours.get(DAYS[local.weekday()])
         return span is not None and span[0] <= local.time() < span[1]
+
+    def open_now(self, when: datetime) -> Optional[bool]:
+        """Whether the clinic is open at `when`; None while its hours are not confirmed.
+
+        Unconfirmed hours are never used to tell a patient the clinic is open or closed.
+        """
+        return self.is_open(when) if self.hours_confirmed else None
+
+    def hours_on(self, when: datetime) -> Optional[Tuple[time, time]]:
+        """Opening and closing time on the day of `when` (local), None if closed that day."""
+        return self.hours.get(DAYS[when.astimezone(self.tz).weekday()])
+
+    def when_text(self, moment: datetime, current: datetime) -> str:
+        """'today at 09:00', 'tomorrow at 09:00' or 'on Monday at 09:00', seen from `current`."""
+        local, base = moment.astimezone(self.tz), current.astimezone(self.tz)
+        days = (local.date() - base.date()).days
+        day = "today" if days == 0 else "tomorrow" if days == 1 else f"on {local:%A}"
+        return f"{day} at {local:%H:%M}"
 
     def next_opening(self, when: datetime) -> Optional[datetime]:
         """The next time the practice opens after `when` (None if never open)."""
@@ -187,12 +230,14 @@ def parse_profile(data: Mapping[str, Any], production: bool = False) -> Practice
     return profile
 
 
-def load_profile(path: Path = PROFILE_PATH, production: Optional[bool] = None) -> PracticeProfile:
-    """Read and validate the profile file (production mode from settings by default)."""
-    if production is None:
+def load_profile(path: Optional[Path] = None, production: Optional[bool] = None) -> PracticeProfile:
+    """Read and validate the profile file (file and production mode from settings by default)."""
+    if path is None or production is None:
         from bot.settings import get_settings
 
-        production = get_settings().is_production
+        settings = get_settings()
+        path = path or settings.practice_profile or PROFILE_PATH
+        production = settings.is_production if production is None else production
     with path.open(encoding="utf-8") as handle:
         data = yaml.safe_load(handle) or {}
     return parse_profile(data, production=production)

@@ -51,6 +51,7 @@ class Settings:
     notify_backoff_seconds: int = 60
     notify_backoff_max_seconds: int = 3600
     clock_override: str = ""
+    practice_profile: Optional[Path] = None  # another profile file (staging, tests)
     rest_channel_token: str = ""
     action_server_secret: str = ""
     rasa_host: str = "127.0.0.1"
@@ -107,6 +108,7 @@ class Settings:
                 _get(env, "NOTIFY_BACKOFF_MAX_SECONDS", "3600") or 3600
             ),
             clock_override=_get(env, "CLINIC_CLOCK"),
+            practice_profile=Path(_get(env, "PRACTICE_PROFILE")) if _get(env, "PRACTICE_PROFILE") else None,
             rest_channel_token=_get(env, "REST_CHANNEL_TOKEN"),
             action_server_secret=_get(env, "ACTION_SERVER_SECRET"),
             rasa_host=_get(env, "RASA_HOST", "127.0.0.1") or "127.0.0.1",

@@ -1,0 +1,38 @@
+"""Practical questions (hours, fees, insurance, referral, location, parking, the doctor).
+
+The wording and the "can't answer that" fallback live in `bot.practical`; this action sends
+the answer for the intent, and remembers nothing (a practical question is not an article
+topic, so it gets no "Was this helpful?" and does not change `last_topic`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import latest_intent
+from bot.clock import now
+from bot.practical import practical_answer
+from bot.profile import get_profile
+
+
+class ActionAnswerPractical(Action):
+    """Answer a practical question from the practice profile."""
+
+    def name(self) -> str:
+        """Action name used by the rules in data/rules/practical.yml."""
+        return "action_answer_practical"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]
+    ) -> List[EventType]:
+        """Send the profile's answer (or say plainly that it isn't known)."""
+        answer = practical_answer(latest_intent(tracker), get_profile(), now())
+        if answer is None:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        dispatcher.utter_message(text=answer.text, buttons=answer.buttons)
+        return [SlotSet("offer", None), SlotSet("clarify_attempts", 0.0)]
