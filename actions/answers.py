@@ -7,6 +7,7 @@ and "any side effects?" using the topic kept in the `last_topic` slot.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
@@ -14,7 +15,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import BOOK_BUTTON, entity_values, latest_intent, send_bubbles
+from bot.clock import now
 from bot.knowledge_base import get_knowledge_base, topic_for_intent
+from bot.practical import practical_answer
+from bot.profile import get_profile
 
 FEEDBACK_BUTTONS = [
     {"title": "👍 Yes", "payload": "/affirm"},
@@ -48,23 +52,42 @@ def send_answer(
 
 
 QUESTION_CONFIDENCE = 0.6
+QUESTION_START = re.compile(
+    r"^\W*(?:what|whats|how|why|when|where|which|who|can|could|is|are|do|does|did|should|"
+    r"will|would|any|tell|explain|may)\b",
+    re.I,
+)
+VALUE_LIKE = re.compile(r"\d[\d\s()+-]{6,}\d|\S+@\S+\.\w")  # a phone number, an email
+
+
+def looks_like_question(text: str) -> bool:
+    """A question rather than an answer to the form ("what is PRP?", not "9123 4567")."""
+    if VALUE_LIKE.search(text):
+        return False
+    return "?" in text or bool(QUESTION_START.search(text))
 
 
 def answer_question_in_form(dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
-    """Answer an article question asked at a form prompt; True if one was answered.
+    """Answer a question asked at a form prompt; True if one was answered.
 
-    A patient asked for their phone number may ask "what is PRP?" instead: they get the
-    answer, then the form asks its question again (it is not read as a bad phone number).
+    A patient asked for their phone number may ask "what is PRP?" or "how much is it?"
+    instead: they get the answer (article or practice profile), then the form asks its
+    question again (it is not read as a bad phone number). Only a message that reads as
+    a question is answered, so an answer meant for the form never gets an unrelated topic.
     """
     intent = tracker.latest_message.get("intent") or {}
-    if float(intent.get("confidence") or 0.0) < QUESTION_CONFIDENCE:
+    text = tracker.latest_message.get("text") or ""
+    if float(intent.get("confidence") or 0.0) < QUESTION_CONFIDENCE or not looks_like_question(text):
         return False
+    practical = practical_answer(intent.get("name"), get_profile(), now())
     topic = topic_for_intent(intent.get("name"))
     kb = get_knowledge_base()
-    if topic not in kb.topics:
+    if practical is not None:
+        dispatcher.utter_message(text=practical.text)
+    elif topic in kb.topics:
+        send_bubbles(dispatcher, kb.answer(topic, named_body_part(tracker)).bubbles)
+    else:
         return False
-    answer = kb.answer(topic, named_body_part(tracker))
-    send_bubbles(dispatcher, answer.bubbles)
     dispatcher.utter_message(text="Now, back to your request:")
     return True
 

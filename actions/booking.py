@@ -157,7 +157,11 @@ class ContactFormValidation(FormValidationAction, ABC):
     def validate_contact_consent(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
-        """Yes: remember when consent was given. No: say how to book by phone instead."""
+        """Yes: remember when consent was given. No: say how to book by phone instead.
+
+        Anything else re-asks the consent question (with its buttons) after a hint; a phone
+        number or email typed here is kept for its own field, so it is not asked again.
+        """
         if value is True:
             return {"contact_consent": True, "consent_at": now().isoformat()}
         if value is False:
@@ -165,10 +169,22 @@ class ContactFormValidation(FormValidationAction, ABC):
                 text="No problem: I won't store any details. You can book or ask for a call by "
                 f"phoning {get_profile().phone_text()}."
             )
-            return {"contact_consent": False}
+            # a number or email typed before the answer is forgotten with the refusal
+            return {"contact_consent": False, "phone": None, "email": None}
+        early = _early_contact(_text(tracker), tracker)
+        if early:
+            kept = " and ".join(early_labels(early))
+            dispatcher.utter_message(
+                text=f"Thanks, I'll use that {kept} if you agree. First, please answer yes or "
+                "no: may I keep your details to pass on your request?"
+            )
+            return {"contact_consent": None, **early}
         if answer_question_in_form(dispatcher, tracker):
             return {"contact_consent": None}
-        dispatcher.utter_message(text="Please answer yes or no, so I know I may keep your details.")
+        dispatcher.utter_message(
+            text="Sorry, I need a yes or no here: may I keep your name and mobile number to "
+            "pass on your request? Tap a button below."
+        )
         return {"contact_consent": None}
 
     def validate_full_name(
@@ -178,8 +194,9 @@ class ContactFormValidation(FormValidationAction, ABC):
         name = _parse("full_name", clean_name, value, dispatcher, tracker)
         if name is REJECTED:
             return {"full_name": None}
-        if tracker.get_slot("requested_slot") != "full_name":
-            dispatcher.utter_message(text=f"Thanks, I've updated your name to {name}.")
+        note = _change_note(tracker, "full_name", name, "name", name)
+        if note:
+            dispatcher.utter_message(text=note)
         return {"full_name": name}
 
     def validate_phone(
@@ -190,9 +207,59 @@ class ContactFormValidation(FormValidationAction, ABC):
         e164 = _parse("phone", lambda v: clean_phone(v, country), value, dispatcher, tracker)
         if e164 is REJECTED:
             return {"phone": None}
-        if tracker.get_slot("requested_slot") != "phone":
-            dispatcher.utter_message(text=f"Thanks, I've updated your number to {display_phone(e164)}.")
+        note = _change_note(tracker, "phone", e164, "number", display_phone(e164))
+        if note:
+            dispatcher.utter_message(text=note)
         return {"phone": e164}
+
+
+def _change_note(tracker: Tracker, slot: str, value: str, label: str, shown: str) -> Optional[str]:
+    """What to say when `slot` is given while another field is asked ("actually my ...").
+
+    Nothing when it is the answer to the question being asked, or when the value is the one
+    we had already: "Thanks, I've updated..." is only said when something really changed.
+    """
+    if tracker.get_slot("requested_slot") == slot:
+        return None
+    before = _value_before_this_message(tracker, slot)
+    if before == value:
+        return None
+    if before is None:
+        return f"Thanks, I've noted your {label}: {shown}."
+    return f"Thanks, I've updated your {label} to {shown}."
+
+
+def _value_before_this_message(tracker: Tracker, slot: str) -> Any:
+    """The slot's value as it was before the latest user message."""
+    last_user = max((i for i, e in enumerate(tracker.events) if e.get("event") == "user"), default=len(tracker.events))
+    value = None
+    for event in tracker.events[:last_user]:
+        if event.get("event") == "slot" and event.get("name") == slot:
+            value = event.get("value")
+    return value
+
+
+def _early_contact(text: str, tracker: Tracker) -> Dict[str, str]:
+    """A phone number or email typed at the consent question, in the form of its own field."""
+    found: Dict[str, str] = {}
+    try:
+        found["phone"] = clean_phone(text, get_profile().country)
+    except Invalid:
+        pass
+    if tracker.active_loop.get("name") == "booking_form" and "@" in text:
+        try:
+            email = clean_email(text)
+        except Invalid:
+            email = None
+        if email:
+            found["email"] = email
+    return found
+
+
+def early_labels(found: Dict[str, str]) -> List[str]:
+    """How the kept values are named to the patient."""
+    return [{"phone": f"number ({display_phone(found['phone'])})", "email": f"email ({found['email']})"}[k]
+            for k in found]
 
 
 class ValidateCallbackForm(ContactFormValidation):

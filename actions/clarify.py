@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.handoff import hand_over
 from bot.knowledge_base import get_knowledge_base, topic_for_intent
 
 # Labels for the non-topic intents a clarification may suggest.
@@ -17,8 +18,15 @@ INTENT_LABELS = {
     "ask_warning_signs": "When to get urgent help",
     "describe_symptoms": "I'm describing my symptoms",
     "ask_capabilities": "What can you help with?",
+    "ask_opening_hours": "Opening hours",
+    "ask_fees": "Fees",
+    "ask_insurance": "Insurance and Medisave",
+    "ask_referral": "Do I need a referral?",
+    "ask_location": "Where the clinic is",
+    "ask_parking": "Parking",
+    "ask_doctor": "About the doctor",
 }
-NEVER_SUGGEST = {"nlu_fallback", "out_of_scope", "greet", "goodbye", "thank", "affirm",
+NEVER_SUGGEST = {"nlu_fallback", "out_of_scope", "nonsense", "greet", "goodbye", "thank", "affirm",
                  "deny", "inform", "cancel", "bot_challenge"}
 SOMETHING_ELSE = {"title": "Something else", "payload": "/ask_capabilities"}
 
@@ -51,11 +59,8 @@ class ActionClarify(Action):
             dispatcher.utter_message(
                 text="Sorry, I'm still not sure what you mean. Let me get you to someone who can help."
             )
-            return [
-                SlotSet("clarify_attempts", 0.0),
-                SlotSet("handoff_reason", "the assistant did not understand twice"),
-                FollowupAction("action_request_human"),
-            ]
+            reason = "the assistant did not understand twice"
+            return [SlotSet("clarify_attempts", 0.0), *await hand_over(dispatcher, tracker, reason=reason)]
         buttons = []
         for item in tracker.latest_message.get("intent_ranking") or []:
             title = None if item.get("name") in NEVER_SUGGEST else label(item.get("name", ""))

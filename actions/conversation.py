@@ -9,6 +9,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import conversation_id, latest_intent
+from actions.handoff import hand_over
 from bot.records import save_feedback
 
 
@@ -40,11 +41,13 @@ class ActionHandleYesNo(Action):
             if offer == "callback":
                 return [cleared, SlotSet("callback_requested", True), FollowupAction(target)]
             return [cleared, FollowupAction(target)]
+        # the handoff happens in this action (not as a follow-up action no rule expects, which
+        # ended in "Sorry, I didn't get that")
         if offer == "callback":
-            return [cleared, SlotSet("callback_declined", True), FollowupAction("action_request_human")]
+            return [cleared, *await hand_over(dispatcher, tracker, callback_declined=True)]
         if offer == "human":  # after the crisis response: "would you like to talk to a person?"
             if yes:
-                return [cleared, FollowupAction("action_request_human")]
+                return [cleared, *await hand_over(dispatcher, tracker)]
             dispatcher.utter_message(
                 text="That's OK. I'm here if you want to keep talking, and the numbers above "
                 "are there any time, day or night."
