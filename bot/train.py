@@ -4,8 +4,9 @@ The seeds in config.yml fix DIET's initial weights and batch order, but on a CPU
 still sums in parallel over as many threads as the machine has, and floating-point sums in a
 different order give a slightly different model (the held-out figures moved by 0.008 between
 two trainings with the same seeds). Training runs here with one TensorFlow thread, TensorFlow's
-deterministic ops, one BLAS thread (the emergency detector's solver) and a fixed hash seed,
-so two cold trainings of the same data give the same model on any machine.
+deterministic ops, oneDNN's CPU-specific kernels off (they differ between AVX2 and AVX-512
+machines), one BLAS thread (the emergency detector's solver) and a fixed hash seed, so two
+cold trainings of the same data give the same model.
 
     python -m bot.train [--fixed-model-name clinic] [any other `rasa train` option]
 """
@@ -24,6 +25,8 @@ DETERMINISTIC_ENV: Mapping[str, str] = {
     "TF_INTER_OP_PARALLELISM_THREADS": "1",  # read by Rasa at start-up (tf.config.threading)
     "TF_INTRA_OP_PARALLELISM_THREADS": "1",
     "TF_DETERMINISTIC_OPS": "1",
+    # oneDNN picks kernels by CPU (AVX2, AVX-512...) and reorders sums: off for portability
+    "TF_ENABLE_ONEDNN_OPTS": "0",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
