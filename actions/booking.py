@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import uuid
 from abc import ABC, abstractmethod
+from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -27,6 +28,7 @@ from rasa_sdk.types import DomainDict
 from actions.answers import answer_question_in_form
 from actions.common import conversation_id, latest_intent
 from bot.clock import now
+from bot.practical import outside_hours_warning
 from bot.profile import get_profile
 from bot.records import save_booking
 from bot.storage.repository import ValidationError
@@ -258,8 +260,12 @@ def _early_contact(text: str, tracker: Tracker) -> Dict[str, str]:
 
 def early_labels(found: Dict[str, str]) -> List[str]:
     """How the kept values are named to the patient."""
-    return [{"phone": f"number ({display_phone(found['phone'])})", "email": f"email ({found['email']})"}[k]
-            for k in found]
+    labels = []
+    if "phone" in found:
+        labels.append(f"number ({display_phone(found['phone'])})")
+    if "email" in found:
+        labels.append(f"email ({found['email']})")
+    return labels
 
 
 class ValidateCallbackForm(ContactFormValidation):
@@ -313,6 +319,12 @@ class ValidateBookingForm(ContactFormValidation):
             return {"preferred_times": None}
         if times.understood:
             dispatcher.utter_message(text=f"Noted: {times.understood} ({times.text}).")
+        if times.iso:
+            warning = outside_hours_warning(
+                get_profile(), datetime.fromisoformat(times.iso), has_time=":" in (times.understood or "")
+            )
+            if warning:
+                dispatcher.utter_message(text=warning)
         return {"preferred_times": times.text, "preferred_times_parsed": times.understood}
 
     def validate_symptom_description(
@@ -485,8 +497,6 @@ class ActionCancelForm(Action):
 
 
 def _consent_time(tracker: Tracker) -> Any:
-    from datetime import datetime
-
     value = tracker.get_slot("consent_at")
     return datetime.fromisoformat(value) if value else now()
 

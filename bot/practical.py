@@ -108,6 +108,27 @@ def doctor(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
     )
 
 
+def outside_hours_warning(profile: PracticeProfile, when: datetime, has_time: bool) -> Optional[str]:
+    """A note when a requested booking time falls outside confirmed opening hours.
+
+    `when` is the local time the patient asked for; `has_time` says whether they named a
+    time of day (else only the day is checked). Nothing while the hours are unconfirmed.
+    """
+    if not profile.hours_confirmed:
+        return None
+    local = when if when.tzinfo else when.replace(tzinfo=profile.tz)
+    span = profile.hours_on(local)
+    day = f"{local:%A}s"
+    if span is None:
+        return f"Please note the clinic is closed on {day}, so our staff will suggest another day."
+    if has_time and not span[0] <= local.time() < span[1]:
+        return (
+            f"Please note that on {day} the clinic is open {span[0]:%H:%M}-{span[1]:%H:%M}, so our "
+            "staff may suggest another time."
+        )
+    return None
+
+
 ANSWERS: Dict[str, Callable[[PracticeProfile, datetime], PracticalAnswer]] = {
     "ask_opening_hours": opening_hours,
     "ask_fees": fees,

@@ -83,7 +83,7 @@ def test_describe_symptoms_never_diagnoses_and_points_to_sciatica() -> None:
     assert slot_events(events)["offer"] == "booking"
 
 
-def test_clarification_offers_the_two_likeliest_topics_then_hands_over() -> None:
+def test_clarification_offers_the_two_likeliest_topics_then_hands_over(repo: Repository) -> None:
     ranking = [
         {"name": "nlu_fallback", "confidence": 0.4},
         {"name": "ask_prp", "confidence": 0.3},
@@ -98,7 +98,10 @@ def test_clarification_offers_the_two_likeliest_topics_then_hands_over() -> None
         ActionClarify(), tracker("???", "nlu_fallback", ranking=ranking, slots={"clarify_attempts": 1.0})
     )
     assert "someone who can help" in texts(again)
-    assert has_event(events, event="followup", name="action_request_human")
+    # the handoff happens in this action: no follow-up action that no rule expects
+    assert not has_event(events, event="followup")
+    assert "call you back" in texts(again)  # hours unconfirmed: a call back is offered
+    assert slot_events(events)["handoff_reason"] == "the assistant did not understand twice"
 
 
 def test_feedback_is_stored_with_the_topic(repo: Repository) -> None:

@@ -51,7 +51,7 @@ def validate(
 
 def test_no_consent_means_nothing_is_asked_or_stored_and_the_phone_is_given() -> None:
     result, said = validate("contact_consent", False, "no", "deny")
-    assert result == {"contact_consent": False}
+    assert result == {"contact_consent": False, "phone": None, "email": None}
     assert "won't store" in said and "phoning" in said
     import asyncio
 
@@ -75,10 +75,27 @@ def test_local_phone_is_stored_in_e164() -> None:
     assert result == {"phone": "+6591234567"}
 
 
+def earlier(slot: str, value: Any, text: str) -> list[Dict[str, Any]]:
+    """Events of a conversation where `slot` was `value` before the message `text`."""
+    message = {"text": text, "intent": {"name": "inform", "confidence": 0.9}, "entities": []}
+    return [{"event": "slot", "name": slot, "value": value},
+            {"event": "user", "text": text, "parse_data": message},
+            {"event": "slot", "name": slot, "value": "candidate"}]
+
+
+def correct(slot: str, value: str, text: str, before: Any) -> tuple[Dict[str, Any], str]:
+    """Validate `slot` given as a correction while preferred times are asked."""
+    dispatcher = CollectingDispatcher()
+    state = tracker(text, "inform", slots={"requested_slot": "preferred_times", slot: value},
+                    active_loop="booking_form", events=earlier(slot, before, text))
+    result = getattr(ValidateBookingForm(), f"validate_{slot}")(value, dispatcher, state, DOMAIN)
+    return result, texts(dispatcher.messages)
+
+
 def test_a_correction_while_another_field_is_asked_updates_that_field() -> None:
-    result, said = validate("phone", "9876 5432", "actually my number is 9876 5432", asked="preferred_times")
+    result, said = correct("phone", "9876 5432", "actually my number is 9876 5432", before="+6591234567")
     assert result["phone"] == "+6598765432"
-    assert "updated your number to +65 9876 5432" in said
+    assert said == "Thanks, I've updated your number to +65 9876 5432."
     times, said_times = validate(
         "preferred_times", "actually my number is 9876 5432", "actually my number is 9876 5432"
     )
@@ -166,3 +183,53 @@ def test_database_down_keeps_the_request_and_tells_the_patient(
             assert session.execute(sql("SELECT full_name FROM booking_requests")).scalar() == "Tan Wei Ming"
     finally:
         link.close()
+
+
+def test_updated_is_not_said_when_nothing_changed() -> None:
+    same, said = correct("phone", "9123 4567", "sorry my number is 9123 4567", before="+6591234567")
+    assert same == {"phone": "+6591234567"} and said == ""
+    name, said_name = correct("full_name", "Tan Wei Ming", "actually my name is Tan Wei Ming", before="Tan Wei Ming")
+    assert name == {"full_name": "Tan Wei Ming"} and said_name == ""
+    asked, said_asked = validate("full_name", "Tan Wei Ming")  # the answer to the question asked
+    assert asked == {"full_name": "Tan Wei Ming"} and said_asked == ""
+
+
+def test_a_phone_number_at_the_consent_question_is_kept_and_consent_asked_again() -> None:
+    result, said = validate("contact_consent", "9123 4567", "9123 4567", "inform")
+    assert result == {"contact_consent": None, "phone": "+6591234567"}
+    assert "+65 9123 4567" in said and "yes or no" in said
+    assert "Did you mean" not in said
+
+
+def test_an_email_at_the_consent_question_is_kept_for_the_email_field() -> None:
+    result, said = validate("contact_consent", "tan.wm@example.com", "tan.wm@example.com", "inform")
+    assert result == {"contact_consent": None, "email": "tan.wm@example.com"}
+    assert "yes or no" in said
+
+
+def test_an_unexpected_answer_at_consent_gets_a_hint_never_a_topic_answer() -> None:
+    # NLU read a name as an article topic with confidence: it is not a question, so no answer
+    form = ValidateBookingForm()
+    dispatcher = CollectingDispatcher()
+    state = tracker("Tan Wei Ming", "ask_prevention", slots={"requested_slot": "contact_consent"},
+                    active_loop="booking_form")
+    result = form.validate_contact_consent("Tan Wei Ming", dispatcher, state, DOMAIN)
+    assert result == {"contact_consent": None}
+    said = texts(dispatcher.messages)
+    assert "yes or no" in said and "Prevention" not in said and "prevent" not in said.lower()
+
+
+def test_a_real_question_at_a_form_prompt_is_answered_then_the_form_resumes() -> None:
+    form = ValidateBookingForm()
+    dispatcher = CollectingDispatcher()
+    state = tracker("how much is the consultation?", "ask_fees", slots={"requested_slot": "phone"},
+                    active_loop="booking_form")
+    result = form.validate_phone("how much is the consultation?", dispatcher, state, DOMAIN)
+    assert result == {"phone": None}
+    said = texts(dispatcher.messages)
+    assert "can't answer questions about fees" in said and said.endswith("Now, back to your request:")
+
+
+def test_consent_refused_after_a_typed_number_forgets_the_number() -> None:
+    result, _ = validate("contact_consent", False, "no", "deny", phone="+6591234567")
+    assert result["phone"] is None and result["contact_consent"] is False

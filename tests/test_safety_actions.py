@@ -138,8 +138,9 @@ def test_a_reassuring_answer_resumes_the_form_and_answers_the_original_message(r
 def test_yes_after_the_crisis_response_hands_over_to_a_person() -> None:
     from actions.conversation import ActionHandleYesNo
 
-    _, events = run(ActionHandleYesNo(), tracker("yes please", "affirm", slots={"offer": "human"}))
-    assert has_event(events, event="followup", name="action_request_human")
+    said, events = run(ActionHandleYesNo(), tracker("yes please", "affirm", slots={"offer": "human"}))
+    assert not has_event(events, event="followup")  # handed over in this action
+    assert "call you back" in texts(said)  # hours unconfirmed: a call back is offered first
     messages, events = run(ActionHandleYesNo(), tracker("no", "deny", slots={"offer": "human"}))
     assert "I'm here if you want to keep talking" in texts(messages)
     assert not has_event(events, event="followup")
