@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.train import training_env
 from tests.conftest import BIN, ROOT
 
 MIN_MACRO_F1 = 0.92  # measured 0.95 (README); the floor sits well below it
@@ -19,8 +20,8 @@ MIN_MACRO_F1 = 0.92  # measured 0.95 (README); the floor sits well below it
 def rasa(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "rasa"), *args], cwd=ROOT, capture_output=True, text=True, timeout=1200,
-        env={"PATH": str(BIN) + ":/usr/bin:/bin", "HOME": str(tmp), "RASA_TELEMETRY_ENABLED": "false",
-             "TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"},
+        env=training_env({"PATH": str(BIN) + ":/usr/bin:/bin", "HOME": str(tmp),
+                          "RASA_TELEMETRY_ENABLED": "false", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}),
     )
 
 

@@ -150,9 +150,17 @@ def test_database_outage_is_alerted_spooled_and_stored_when_back(
     ("2026-11-29T22:00:00+08:00", "Would you like us to call you back"),  # Sunday night, closed
 ])
 def test_handoff_in_and_out_of_opening_hours(
-    rasa_stack_factory: Callable[..., RasaStack], clock: str, expected: str
+    rasa_stack_factory: Callable[..., RasaStack], clock: str, expected: str, tmp_path: Path
 ) -> None:
-    stack = rasa_stack_factory(extra_env={"CLINIC_CLOCK": clock})
+    import yaml
+
+    from bot.profile import PROFILE_PATH
+
+    profile = yaml.safe_load(PROFILE_PATH.read_text(encoding="utf-8"))
+    profile["opening_hours"]["status"] = "confirmed"  # unconfirmed hours are never used
+    confirmed = tmp_path / "confirmed_profile.yml"
+    confirmed.write_text(yaml.safe_dump(profile), encoding="utf-8")
+    stack = rasa_stack_factory(extra_env={"CLINIC_CLOCK": clock, "PRACTICE_PROFILE": str(confirmed)})
     who = f"rest:{uuid.uuid4().hex[:8]}"
     replies = stack.say(who, "can I talk to a person please")
     assert expected in "\n".join(r.get("text", "") for r in replies)

@@ -1,0 +1,89 @@
+"""Dialogue paths that span NLU and policies, over a real `rasa run` and action server.
+
+What a patient reads: forms that never derail into unrelated topics, "No, thanks" without
+"Sorry, I didn't get that", practical questions answered from the profile, nonsense and
+questions about the doctor routed where a person would expect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Dict, List
+
+from tests.conftest import RasaStack
+
+NOT_UNDERSTOOD = "Sorry, I didn't get that"
+
+
+def texts(replies: List[Dict[str, Any]]) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def payloads(replies: List[Dict[str, Any]]) -> List[str]:
+    return [b["payload"] for r in replies for b in r.get("buttons", [])]
+
+
+def sender() -> str:
+    return f"rest:{uuid.uuid4().hex[:10]}"
+
+
+def test_a_phone_number_at_the_consent_question_re_asks_consent_and_keeps_the_number(
+    rasa_server: RasaStack,
+) -> None:
+    who = sender()
+    assert "Is that OK?" in texts(rasa_server.say(who, "i want to book an appointment"))
+    replies = rasa_server.say(who, "9123 4567")
+    said = texts(replies)
+    assert "Did you mean" not in said and "someone who can help" not in said
+    assert "yes or no" in said and "Is that OK?" in said
+    assert "/affirm" in payloads(replies) and "/deny" in payloads(replies)
+    rasa_server.say(who, "yes")
+    after_name = texts(rasa_server.say(who, "Tan Wei Ming"))
+    assert "mobile number" not in after_name  # the number typed earlier was kept
+    assert "email" in after_name.lower()
+
+
+def test_no_thanks_to_the_call_back_offer_is_not_followed_by_not_understood(
+    rasa_server: RasaStack,
+) -> None:
+    who = sender()
+    offer = rasa_server.say(who, "can i talk to a person please")
+    assert "/deny" in payloads(offer)  # hours unconfirmed: a call back is offered first
+    replies = rasa_server.say(who, "/deny")
+    said = texts(replies)
+    assert "left a note for our staff" in said
+    assert NOT_UNDERSTOOD not in said
+
+
+def test_nothing_said_as_updated_when_the_name_is_given_as_asked(rasa_server: RasaStack) -> None:
+    who = sender()
+    rasa_server.say(who, "book a consultation")
+    rasa_server.say(who, "yes")
+    replies = texts(rasa_server.say(who, "Tan Wei Ming"))
+    replies += texts(rasa_server.say(who, "9123 4567"))
+    assert "updated" not in replies
+
+
+def test_the_cost_of_prp_is_never_a_made_up_price(rasa_server: RasaStack) -> None:
+    said = texts(rasa_server.say(sender(), "how much does a prp injection cost?"))
+    assert "can't answer questions about fees" in said
+    assert "$" not in said and "platelet" not in said.lower()
+
+
+def test_medisave_and_parking_questions_get_their_own_answers(rasa_server: RasaStack) -> None:
+    who = sender()
+    assert "insurance, Medisave or payment" in texts(rasa_server.say(who, "can i use medisave?"))
+    assert "parking" in texts(rasa_server.say(who, "where can i park my car"))
+
+
+def test_a_question_about_the_doctor_is_not_a_treatment_answer(rasa_server: RasaStack) -> None:
+    said = texts(rasa_server.say(sender(), "is Dr Yong Ren a surgeon?"))
+    assert "Dr Yong Ren" in said and "qualifications" in said
+    assert "knee replacement" not in said.lower()
+
+
+def test_nonsense_gets_the_menu_not_a_topic(rasa_server: RasaStack) -> None:
+    replies = rasa_server.say(sender(), "blorp zzz")
+    said = texts(replies)
+    assert "didn't understand" in said
+    assert "platelet" not in said.lower() and "Was this helpful?" not in said
