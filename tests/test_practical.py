@@ -156,3 +156,13 @@ def test_handoff_with_confirmed_hours_says_when_the_clinic_opens(use_profile: An
     use_profile(confirmed(), SUNDAY_22)
     messages, _ = run(ActionRequestHuman(), tracker("can i talk to a person", "request_human"))
     assert "Our clinic is closed right now. We open again tomorrow at 09:00." in texts(messages)
+
+
+def test_unanswered_practical_fields_are_listed_but_allowed_in_production() -> None:
+    data = confirmed(**{k: "+65 6000 0000" for k in ("phone", "whatsapp", "email", "address",
+                                                       "emergency_number", "crisis_line")})
+    data["booking_url"] = "https://example.org/book"
+    profile = parse_profile(data, production=True)  # would raise on a contact placeholder
+    assert profile.placeholders == []
+    assert profile.unanswered == ["fees", "insurance", "referral", "directions", "parking",
+                                  "doctor_background"]
