@@ -1,8 +1,11 @@
 """Human handoff: staff reply here in opening hours; outside them, offer a call back.
 
 A handoff request (with the last topic and, only with consent, contact details) is stored
-for staff and notified. Staff take a conversation over by setting the `human_takeover`
-slot (see bot/handoff.py); `HumanTakeoverPolicy` then keeps the bot silent.
+for staff and notified. Staff take the conversation over and reply from the console
+(`bot.handoff`, actions/staff.py); `HumanTakeoverPolicy` keeps the bot silent meanwhile.
+The patient is promised a reply "here" only in opening hours and only on a channel a staff
+reply can reach later (`bot.handoff.REPLYABLE_CHANNELS`: not the REST test channel); out of
+hours nothing promises a reply in the chat.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import BOOK_BUTTON, conversation_id
 from bot.clock import now
+from bot.handoff import REPLYABLE_CHANNELS
 from bot.profile import get_profile
 from bot.records import SPOOLED, save_handoff
 
@@ -79,7 +83,12 @@ async def hand_over(
         **contact,
     )
     dispatcher.utter_message(
-        text=ActionRequestHuman.message(within, bool(contact), saved == SPOOLED),
+        text=ActionRequestHuman.message(
+            within,
+            bool(contact),
+            saved == SPOOLED,
+            tracker.get_latest_input_channel() in REPLYABLE_CHANNELS,
+        ),
         buttons=[BOOK_BUTTON],
     )
     return [
@@ -107,7 +116,9 @@ class ActionRequestHuman(Action):
         return await hand_over(dispatcher, tracker)
 
     @staticmethod
-    def message(within: Optional[bool], callback: bool, spooled: bool) -> str:
+    def message(
+        within: Optional[bool], callback: bool, spooled: bool, replyable: bool = True
+    ) -> str:
         """What the patient is told once the handoff is stored."""
         profile = get_profile()
         phone = profile.phone_text()
@@ -122,6 +133,11 @@ class ActionRequestHuman(Action):
         if within:
             closing: Optional[Any] = profile.closing_today(now())
             until = f" (we're open until {closing:%H:%M} today)" if closing else ""
+            if not replyable:
+                return (
+                    f"I've asked our staff to look at this conversation shortly{until}. "
+                    f"To talk to someone now, please call {phone}."
+                )
             return (
                 f"I've asked our staff to join this conversation. Someone will reply here "
                 f"shortly{until}. You can also call {phone}."

@@ -8,7 +8,10 @@ with `red_flag` entities it runs `action_red_flag`; after one the detector only 
 answer goes to `action_safety_screen_answer` whatever else is going on.
 
 `HumanTakeoverPolicy`: while a staff member has taken a conversation over (slot
-`human_takeover`), the bot stays silent, except for safety, which still comes first.
+`human_takeover`), the bot stays silent, except for safety, which still comes first. The
+staff intents `bot.handoff` triggers (`staff_take`, `staff_reply`, `staff_release`) always
+run their action (`actions/staff.py`), even inside a form, and are never read as a patient
+message by the safety rules.
 
 Loading these policies also installs `bot.action_server_down` (a reply instead of
 silence when the action server is unreachable).
@@ -23,7 +26,7 @@ from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, IS_EXTERNAL
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -38,6 +41,12 @@ SCREEN_ACTION = "action_safety_screen"
 SCREEN_ANSWER_ACTION = "action_safety_screen_answer"
 SCREEN_SLOT = "safety_screen"
 TAKEOVER_SLOT = "human_takeover"
+STAFF_ACTIONS = {
+    "staff_take": "action_staff_joined",
+    "staff_release": "action_staff_left",
+    "staff_reply": "action_relay_staff_reply",
+}
+"""Intent a staff member triggers through the HTTP API -> the action that relays it."""
 
 
 def user_just_spoke(tracker: DialogueStateTracker) -> bool:
@@ -46,6 +55,19 @@ def user_just_spoke(tracker: DialogueStateTracker) -> bool:
         tracker.latest_message and tracker.latest_message.text
         or (tracker.latest_message and tracker.latest_message.intent)
     )
+
+
+def staff_action(tracker: DialogueStateTracker) -> Optional[str]:
+    """The action for a staff intent just triggered (not a patient message), if any.
+
+    Only an external event (Rasa's `trigger_intent`) counts: a patient cannot type one.
+    """
+    message = tracker.latest_message
+    if tracker.latest_action_name != ACTION_LISTEN_NAME or message is None:
+        return None
+    if not (message.metadata or {}).get(IS_EXTERNAL):
+        return None
+    return STAFF_ACTIONS.get(str((message.intent or {}).get("name")))
 
 
 def _has_entity(tracker: DialogueStateTracker, entity: str) -> bool:
@@ -60,7 +82,7 @@ def has_red_flag(tracker: DialogueStateTracker) -> bool:
 
 def safety_action(tracker: DialogueStateTracker) -> Optional[str]:
     """The safety action the latest user message calls for, if any."""
-    if not user_just_spoke(tracker):
+    if not user_just_spoke(tracker) or staff_action(tracker):
         return None
     if has_red_flag(tracker):
         return RED_FLAG_ACTION
@@ -149,7 +171,12 @@ class HumanTakeoverPolicy(_OverridePolicy):
         rule_only_data: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
-        """Listen instead of answering while `human_takeover` is set."""
+        """Relay a staff intent; listen instead of answering while `human_takeover` is set."""
+        if tracker.latest_action_name in STAFF_ACTIONS.values():
+            return self._force(ACTION_LISTEN_NAME, domain)
+        action = staff_action(tracker)
+        if action:
+            return self._force(action, domain)
         if (
             tracker.get_slot(TAKEOVER_SLOT)
             and user_just_spoke(tracker)

@@ -190,3 +190,16 @@ class Settings:
 def get_settings() -> Settings:
     """Settings of this process, read once on first use."""
     return Settings.from_env()
+
+
+def rasa_api_token(settings: Optional[Settings] = None) -> str:
+    """Rasa's HTTP API token: `RASA_AUTH_TOKEN`, or the development one under var/.
+
+    `bot.run` writes the development one (`var/rasa-auth-token`); empty when neither
+    exists, and then nothing may call the API.
+    """
+    settings = settings or get_settings()
+    if settings.rasa_auth_token:
+        return settings.rasa_auth_token
+    path = settings.data_dir / "rasa-auth-token"
+    return path.read_text(encoding="utf-8").strip() if path.exists() else ""

@@ -151,6 +151,8 @@ def start_stack(
     upgrade(url)
     actions_port, rasa_port = free_port(), free_port()
     token = uuid.uuid4().hex
+    # as `bot.run` keeps it in development: the socket.io presence route checks it
+    (data_dir / "rasa-auth-token").write_text(token, encoding="utf-8")
     env = dict(
         os.environ,
         ACTION_SERVER_SECRET=uuid.uuid4().hex,

@@ -146,7 +146,8 @@ def test_database_outage_is_alerted_spooled_and_stored_when_back(
 
 
 @pytest.mark.parametrize("clock,expected", [
-    ("2026-11-30T10:00:00+08:00", "Someone will reply here"),  # Monday morning, open
+    # Monday morning, open (REST: staff cannot reply in this chat later, so no "reply here")
+    ("2026-11-30T10:00:00+08:00", "asked our staff to look at this conversation"),
     ("2026-11-29T22:00:00+08:00", "Would you like us to call you back"),  # Sunday night, closed
 ])
 def test_handoff_in_and_out_of_opening_hours(

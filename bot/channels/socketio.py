@@ -9,10 +9,17 @@ can safely resend messages after a dropped connection. Messages pass the shared 
 rules (`bot.channels.intake`); a malformed one is acknowledged with a JSON error instead of
 silence. `session_restart` ends the conversation in Rasa (`/restart`: slots, form and any
 personal details cleared), for the widget's "Start over" on a shared computer.
+
+Each `bot_uttered` payload carries the message's `clinic` marker (staff reply, staff
+joined/left, alert...; `bot.channels.markers`) next to `text`, so the widget can render it.
+`GET /webhooks/socketio/presence?conversation_id=web:<id>&token=<Rasa API token>` says
+whether a browser is connected to that conversation right now: staff replies are only sent
+when one is (`bot.handoff.reachability`).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -36,13 +43,17 @@ from socketio import AsyncServer
 
 from bot.channels.intake import BadMessage, deliver, tracker_store_of
 from bot.channels.limits import limit_request_size
+from bot.channels.markers import marker_of
 from bot.channels.sender import PREFIXES, sender_id
-from bot.settings import get_settings
+from bot.settings import get_settings, rasa_api_token
 
 logger = logging.getLogger(__name__)
 
 SENDER_PREFIX = PREFIXES["socketio"]
 """Prefix of every sender id from this channel: the conversation id staff see."""
+
+PRESENCE_PATH = "/presence"
+"""Route (under the channel's `/webhooks/socketio`) answering whether a browser is connected."""
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -105,9 +116,20 @@ class SocketIOOutput(rasa_socketio.SocketIOOutput):
         """Remember the namespace next to Rasa's server and event name."""
         super().__init__(sio, bot_message_evt)
         self.namespace = namespace
+        self._marker: dict[str, Any] | None = None
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """Send one bot message, its `clinic` marker added to every payload it makes."""
+        self._marker = marker_of(message)
+        try:
+            await super().send_response(recipient_id, message)
+        finally:
+            self._marker = None
 
     async def _send_message(self, socket_id: str, response: Any) -> None:
         """Send to the conversation's room in our namespace."""
+        if self._marker is not None and isinstance(response, dict):
+            response = {**response, "clinic": self._marker}
         await self.sio.emit(
             self.bot_message_evt, response, room=socket_id, namespace=self.namespace
         )
@@ -224,6 +246,17 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        @socketio_webhook.route(PRESENCE_PATH, methods=["GET"])
+        async def presence(request: Request) -> HTTPResponse:
+            """Whether a browser is in the conversation's room (Rasa API token required)."""
+            token = rasa_api_token()
+            supplied = str(request.args.get("token") or "")
+            if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
+                return response.json({"ok": False, "error": "unauthorised"}, status=401)
+            conversation = str(request.args.get("conversation_id") or "")
+            sockets = list(sio.manager.get_participants(namespace or "/", conversation))
+            return response.json({"conversation_id": conversation, "connected": bool(sockets)})
 
         async def join(sid: str, session_id: str) -> str:
             """Put the socket in the conversation's room (leaving any earlier one)."""

@@ -47,6 +47,7 @@ from bot.channels.buttons import (
 )
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
+from bot.channels.markers import messaging_text
 from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
@@ -223,9 +224,9 @@ class TelegramOutput(OutputChannel):
             return None
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        """Send text, split at Telegram's 4096-character limit."""
+        """Send text, split at Telegram's 4096-character limit (staff replies signed)."""
         chat_id = chat_id_from(recipient_id)
-        for chunk in _chunks(text, MESSAGE_MAX_CHARS):
+        for chunk in _chunks(messaging_text(text, kwargs), MESSAGE_MAX_CHARS):
             if chunk:
                 await self._send("sendMessage", {"chat_id": chat_id, "text": chunk})
 

@@ -34,6 +34,7 @@ from twilio.request_validator import RequestValidator
 from bot.channels.buttons import ButtonMemory, numbered_message, resolve_reply
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
+from bot.channels.markers import messaging_text
 from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 
@@ -110,8 +111,8 @@ class TwilioWhatsAppOutput(OutputChannel):
         return str(body.get("sid") or "") or None
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        """Send text, split at Twilio's 1600-character limit."""
-        text = (text or "").strip()
+        """Send text, split at Twilio's 1600-character limit (staff replies signed)."""
+        text = messaging_text((text or "").strip(), kwargs)
         to = _whatsapp_address(recipient_id)
         for start in range(0, len(text), BODY_MAX_CHARS):
             await self._create({"To": to, "Body": text[start : start + BODY_MAX_CHARS]})

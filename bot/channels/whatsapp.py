@@ -47,6 +47,7 @@ from bot.channels.buttons import (
 )
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
+from bot.channels.markers import messaging_text
 from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
@@ -239,8 +240,8 @@ class WhatsAppCloudOutput(OutputChannel):
             return None
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        """Send text, split at WhatsApp's 4096-character limit."""
-        text = (text or "").strip()
+        """Send text, split at WhatsApp's 4096-character limit (staff replies signed)."""
+        text = messaging_text((text or "").strip(), kwargs)
         for start in range(0, len(text), TEXT_MAX_CHARS):
             body = text[start : start + TEXT_MAX_CHARS]
             await self._send(recipient_id, {"type": "text", "text": {"body": body}})
