@@ -9,6 +9,8 @@ can safely resend messages after a dropped connection. Messages pass the shared 
 rules (`bot.channels.intake`); a malformed one is acknowledged with a JSON error instead of
 silence. `session_restart` ends the conversation in Rasa (`/restart`: slots, form and any
 personal details cleared), for the widget's "Start over" on a shared computer.
+Bot messages keep their `clinic` marker (who is speaking, an alert, the question asked) in
+the emitted `bot_uttered` payload, so the widget can show each kind distinctly.
 """
 
 from __future__ import annotations
@@ -47,6 +49,24 @@ SENDER_PREFIX = PREFIXES["socketio"]
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RECENT_IDS_KEPT = 10_000
+ASK_PREFIX = "utter_ask_"
+
+
+def clinic_marker(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The widget's `clinic` marker for a bot message's metadata, or None.
+
+    Actions set it (`dispatcher.utter_message(..., clinic={"kind": ...})`, contract 5); a
+    form's question (Rasa's `utter_ask_<slot>` response, named in the metadata as
+    `utter_action`) becomes `{"kind": "ask", "slot": <slot>}`, so the widget can offer the
+    right keyboard without a marker in every domain response.
+    """
+    marker = message.get("clinic")
+    if isinstance(marker, dict) and isinstance(marker.get("kind"), str):
+        return dict(marker)
+    action = message.get("utter_action")
+    if isinstance(action, str) and action.startswith(ASK_PREFIX) and len(action) > len(ASK_PREFIX):
+        return {"kind": "ask", "slot": action[len(ASK_PREFIX) :]}
+    return None
 
 
 class OriginConfigError(ValueError):
@@ -97,7 +117,11 @@ class SocketBlueprint(rasa_socketio.SocketBlueprint):
 
 
 class SocketIOOutput(rasa_socketio.SocketIOOutput):
-    """Rasa's output channel, but emitting in the configured namespace (Rasa forgets it)."""
+    """Rasa's output channel, plus our namespace and each message's `clinic` marker.
+
+    Rasa's emits in the default namespace whatever is configured, and drops a message's
+    metadata, where the `clinic` marker travels.
+    """
 
     def __init__(
         self, sio: AsyncServer, bot_message_evt: str, namespace: str | None = None
@@ -111,6 +135,32 @@ class SocketIOOutput(rasa_socketio.SocketIOOutput):
         await self.sio.emit(
             self.bot_message_evt, response, room=socket_id, namespace=self.namespace
         )
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        """One payload per paragraph, as Rasa does, each with the message's marker."""
+        marker = clinic_marker(kwargs)
+        for part in text.strip().split("\n\n"):
+            payload: dict[str, Any] = {"text": part}
+            if marker:
+                payload["clinic"] = marker
+            await self._send_message(recipient_id, payload)
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        """As Rasa: the buttons go with the last paragraph; every part keeps the marker."""
+        marker = clinic_marker(kwargs)
+        parts = text.strip().split("\n\n") or [text]
+        for index, part in enumerate(parts):
+            payload: dict[str, Any] = {"text": part, "quick_replies": []}
+            if index == len(parts) - 1:
+                payload["quick_replies"] = [
+                    {"content_type": "text", "title": b["title"], "payload": b["payload"]}
+                    for b in buttons
+                ]
+            if marker:
+                payload["clinic"] = marker
+            await self._send_message(recipient_id, payload)
 
     async def send_custom_json(
         self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any
