@@ -7,6 +7,7 @@ other websites cannot use the bot, and nothing typed during an outage is lost.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -382,3 +383,64 @@ def test_reconnects_and_delivers_what_was_typed_offline(
     assert [t["text"] for t in received] == ["typed before navigating"]
     assert {t["sender_id"] for t in received} == {f"web:{sid}"}
     assert session_id(page) == sid
+
+
+def in_view(page: Page, item: Locator) -> bool:
+    """Whether `item` is inside the visible part of the conversation."""
+    view, box = page.locator(".cc-scroll").bounding_box(), item.bounding_box()
+    assert view is not None and box is not None
+    return view["y"] - 1 <= box["y"] and box["y"] + min(box["height"], 40) <= view["y"] + view["height"] + 1
+
+
+def test_reopens_at_the_newest_message_after_reload_and_navigation(page: Page, stack: Stack) -> None:
+    """A long history reopens scrolled to its end, not its start, on reload and on a new page."""
+    open_chat(page, stack.site.url)
+    for n in range(1, 9):
+        send(page, f"question number {n}")
+        expect(page.locator(".cc-bot").last).to_contain_text(f"You asked: question number {n}")
+    newest = page.locator(".cc-bubble").last
+    expect(newest).to_contain_text("question number 8")
+    assert in_view(page, newest)
+    for move in ("reload", "navigate"):
+        if move == "reload":
+            page.reload()
+        else:
+            page.get_by_role("link", name="Treatments").click()
+            page.wait_for_url("**/services.html")
+        newest = page.locator(".cc-bubble").last
+        expect(newest).to_contain_text("You asked: question number 8")
+        page.wait_for_function("() => document.getElementById('clinic-chat').shadowRoot"
+                               ".querySelector('.cc-scroll').scrollHeight > 0")
+        page.wait_for_timeout(300)  # let the stylesheet and layout settle
+        assert in_view(page, newest), move
+        assert not in_view(page, page.locator(".cc-bubble").first), move
+
+
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
+
+
+def test_emoji_in_button_titles_become_svg_icons_with_text_labels(page: Page, stack: Stack) -> None:
+    """"✅ Confirm" shows a drawn tick and the word, never a character that needs an emoji font."""
+    open_chat(page, stack.site.url)
+    send(page, "confirm my booking")
+    replies = page.get_by_role("group", name="Suggested replies")
+    confirm = replies.get_by_role("button", name="Confirm", exact=True)
+    change = replies.get_by_role("button", name="Change something", exact=True)
+    expect(confirm).to_have_text("Confirm")
+    expect(confirm.locator("svg")).to_have_count(1)
+    expect(change.locator("svg")).to_have_count(1)
+    expect(replies.get_by_role("button", name="Cancel").locator("svg")).to_have_count(0)
+    assert not EMOJI.search(page.locator("[role=log]").inner_text())
+    confirm.click()
+    expect(page.locator(".cc-user .cc-bubble").last).to_have_text(re.compile(r"Confirm$"))
+    assert stack.bot.received()[-1]["text"] == "/affirm"  # the payload is unchanged
+
+
+def test_an_emergency_alert_has_no_emoji_and_looks_like_an_alert(page: Page, stack: Stack) -> None:
+    """The alert's "⚠️" becomes the alert style's drawn icon."""
+    open_chat(page, stack.site.url)
+    send(page, "I have chest pain")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("This could be an emergency")
+    assert not EMOJI.search(alert.inner_text())
+    expect(alert.locator(".cc-avatar svg")).to_have_count(1)
