@@ -587,3 +587,55 @@ def test_on_a_phone_the_notice_shrinks_and_the_launcher_is_round(browser: Browse
         assert expanded is not None and expanded["height"] > 50
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_screenshots_of_every_state(
+    browser: Browser, make_stack: Callable[..., Stack], artifacts: Path, size: str
+) -> None:
+    """Each state a patient meets, at 1280x800 and 360x740, in test-artifacts/widget/."""
+    own = make_stack()  # this test stops its server for the offline state
+    phone = size == "phone"
+    context = browser.new_context(
+        viewport=PHONE if phone else {"width": 1280, "height": 800}, is_mobile=phone, has_touch=phone
+    )
+    page = context.new_page()
+    folder = artifacts / "widget"
+    folder.mkdir(exist_ok=True)
+
+    def shot(state: str) -> None:
+        page.wait_for_timeout(250)  # animations and scrolling settle
+        page.screenshot(path=str(folder / f"{state}-{size}.png"))
+
+    try:
+        page.goto(own.site.url)
+        expect(launcher(page)).to_be_visible()
+        shot("1-closed")
+        launcher(page).click()
+        expect(page.locator(".cc-bot").first).to_contain_text(GREETING)
+        shot("2-open-empty")
+        send(page, "tell me about injections")
+        expect(page.locator(".cc-feedback")).to_be_visible()
+        shot("3-answer-with-feedback")
+        send(page, "please call me back")
+        expect(page.locator(".cc-input")).to_have_attribute("inputmode", "tel")
+        page.locator(".cc-input").focus()
+        shot("4-form-question-keypad")
+        send(page, "9123 4567")
+        send(page, "I have chest pain")
+        expect(page.get_by_role("alert")).to_contain_text("Call 995")
+        shot("5-emergency-alert")
+        send(page, "can I talk to a person?")
+        expect(page.locator(".cc-staff")).to_be_visible()
+        shot("6-staff-joined-and-reply")
+        page.get_by_role("button", name="Start over: new conversation").click()
+        expect(page.get_by_role("alertdialog")).to_be_visible()
+        shot("7-start-over-confirm")
+        page.get_by_role("button", name="Cancel").click()
+        own.bot.stop()
+        expect(page.locator(".cc-status")).to_contain_text("Reconnecting", timeout=15_000)
+        send(page, "typed while offline")
+        expect(page.locator(".cc-status")).to_contain_text("will be sent")
+        shot("8-offline")
+    finally:
+        context.close()

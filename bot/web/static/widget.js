@@ -401,7 +401,7 @@
   };
   // The input's hint and keyboard follow the question the assistant just asked.
   const MODES = [
-    [/phone|mobile|tel/i, { inputmode: "tel", autocomplete: "tel", placeholder: "Your mobile number, e.g. 9123 4567", label: "your mobile number" }],
+    [/phone|mobile|tel/i, { inputmode: "tel", autocomplete: "tel", placeholder: "Your mobile number", label: "your mobile number" }],
     [/email/i, { inputmode: "email", autocomplete: "email", placeholder: "Your email address", label: "your email address" }],
     [/name/i, { inputmode: "text", autocomplete: "name", placeholder: "Your full name", label: "your full name" }]
   ];
