@@ -44,10 +44,16 @@ def answer_events(topic: str) -> List[EventType]:
 def send_answer(
     dispatcher: CollectingDispatcher, topic: str, body_part: Optional[str]
 ) -> List[EventType]:
-    """Send the topic's answer, then the feedback question."""
+    """Send the topic's answer, then the feedback question.
+
+    The question is marked `clinic={"kind": "feedback"}`: the widget shows it as small
+    thumbs-up/down buttons on the answer; messaging channels show the buttons as they are.
+    """
     answer = get_knowledge_base().answer(topic, body_part)
     send_bubbles(dispatcher, answer.bubbles, answer.buttons)
-    dispatcher.utter_message(text="Was this helpful?", buttons=FEEDBACK_BUTTONS)
+    dispatcher.utter_message(
+        text="Was this helpful?", buttons=FEEDBACK_BUTTONS, clinic={"kind": "feedback"}
+    )
     return answer_events(topic)
 
 

@@ -38,6 +38,7 @@ from bot.safety.reply import (
     screen_answer,
     screen_is_worrying,
     screening_question,
+    widget_marker,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,13 @@ def _pause_form(tracker: Tracker) -> Tuple[List[EventType], Optional[Dict[str, s
 
 
 def _send(dispatcher: CollectingDispatcher, reply: Reply) -> None:
+    """Every message of the reply carries the widget's alert marker (contract 5)."""
+    marker = widget_marker(reply, get_profile())
     for index, text in enumerate(reply.texts):
         last = index == len(reply.texts) - 1
-        dispatcher.utter_message(text=text, buttons=reply.buttons if last and reply.buttons else None)
+        dispatcher.utter_message(
+            text=text, buttons=reply.buttons if last and reply.buttons else None, clinic=marker
+        )
 
 
 def _message_text(message: Dict[str, Any]) -> str:

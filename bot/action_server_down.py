@@ -53,19 +53,21 @@ def _said_this_turn(tracker: DialogueStateTracker) -> bool:
     return False
 
 
-def _bot(text: str, buttons: Any = None) -> BotUttered:
+def _bot(text: str, buttons: Any = None, clinic: Any = None) -> BotUttered:
     data = {"buttons": buttons} if buttons else {}
-    return BotUttered(text=text, data=data, metadata=DOWN)
+    metadata = {**DOWN, "clinic": clinic} if clinic else DOWN
+    return BotUttered(text=text, data=data, metadata=metadata)
 
 
 async def _alert(tracker: DialogueStateTracker, said: List[Any], text: str) -> List[Event]:
     from bot.profile import get_profile
     from bot.records import save_red_flag
-    from bot.safety.reply import categories, compose, highest_tier
+    from bot.safety.reply import categories, compose, highest_tier, widget_marker
 
     reply = compose(said, get_profile())
+    marker = widget_marker(reply, get_profile())
     events: List[Event] = [
-        _bot(t, reply.buttons if i == len(reply.texts) - 1 else None)
+        _bot(t, reply.buttons if i == len(reply.texts) - 1 else None, marker)
         for i, t in enumerate(reply.texts)
     ]
     flags = [s.flag for s in said]

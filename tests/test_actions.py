@@ -32,6 +32,9 @@ def test_topic_answer_with_related_buttons_booking_and_feedback() -> None:
     payloads = [b["payload"] for m in messages for b in m.get("buttons", [])]
     assert "/book_appointment" in payloads and "/ask_physiotherapy" in payloads
     assert messages[-1]["text"] == "Was this helpful?"
+    assert messages[-1]["clinic"] == {"kind": "feedback"}  # the widget's thumbs on the answer
+    assert [b["payload"] for b in messages[-1]["buttons"]] == ["/affirm", "/deny"]
+    assert "clinic" not in messages[0]
     assert slot_events(events)["last_topic"] == "sciatica"
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List
 
 import pytest
+import yaml
 
 from actions.safety import ActionRedFlag, ActionSafetyScreen, ActionSafetyScreenAnswer, ActionWarningSigns
+from bot.profile import PROFILE_PATH, parse_profile
+from bot.safety.reply import dialable
 from bot.storage.migrate import upgrade
 from bot.storage.repository import Repository
 from tests.actions_helpers import has_event, run, slot_events, texts, tracker
@@ -144,3 +147,39 @@ def test_yes_after_the_crisis_response_hands_over_to_a_person() -> None:
     messages, events = run(ActionHandleYesNo(), tracker("no", "deny", slots={"offer": "human"}))
     assert "I'm here if you want to keep talking" in texts(messages)
     assert not has_event(events, event="followup")
+
+
+def test_every_alert_message_is_marked_as_an_emergency_for_the_widget(repo: Repository) -> None:
+    state = tracker("i cant control my bladder", "report_red_flag", red_flags("bladder_bowel"))
+    messages, _ = run(ActionRedFlag(), state)
+    assert len(messages) > 1
+    # the shipped profile's emergency number is a placeholder: no number to tap
+    assert [m["clinic"] for m in messages] == [{"kind": "emergency"}] * len(messages)
+
+
+def test_the_alert_offers_tap_to_call_once_the_emergency_number_is_filled_in(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filled = dict(yaml.safe_load(PROFILE_PATH.read_text(encoding="utf-8")))
+    filled["emergency_number"] = "995"
+    monkeypatch.setattr("actions.safety.get_profile", lambda: parse_profile(filled, production=False))
+    state = tracker("back pain and a fever", "report_red_flag", red_flags("fever_with_back_pain"))
+    messages, _ = run(ActionRedFlag(), state)
+    assert {m["clinic"]["kind"] for m in messages} == {"urgent"}
+    assert {m["clinic"].get("tel") for m in messages} == {"995"}
+    emergency = run(ActionRedFlag(), tracker("i cant control my bladder", "report_red_flag",
+                                             red_flags("bladder_bowel")))[0]
+    assert emergency[0]["clinic"] == {"kind": "emergency", "tel": "995"}
+    assert "call 995" in texts(emergency)
+
+
+def test_the_crisis_response_is_marked_as_crisis(repo: Repository) -> None:
+    messages, _ = run(ActionRedFlag(), tracker("i want to end my life", "report_red_flag",
+                                                red_flags("suicidal_thoughts")))
+    assert {m["clinic"]["kind"] for m in messages} == {"crisis"}
+
+
+def test_the_numbers_in_tel_links_keep_only_digits_and_a_leading_plus() -> None:
+    assert dialable("995") == "995"
+    assert dialable("+65 6000 0000") == "+6560000000"
+    assert dialable("Samaritans") is None

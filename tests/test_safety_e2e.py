@@ -111,6 +111,10 @@ def test_with_the_action_server_down_an_emergency_still_gets_the_alert_and_is_st
     assert "You mentioned problems controlling your bladder or bowels." in text
     assert "technical problem" not in text
     assert count(stack.database_url, "red_flag_alerts", "WHERE conversation_id = :c", c=who) == 1
+    events = stack.tracker(who)["events"]
+    last_user = max(i for i, e in enumerate(events) if e.get("event") == "user")
+    alert = [e for e in events[last_user:] if e.get("event") == "bot"]
+    assert alert and all(e["metadata"]["clinic"]["kind"] == "emergency" for e in alert)  # widget style
     crisis = stack.say(sender(), "i want to kill myself")
     assert "You don't have to face it alone" in texts(crisis)
 

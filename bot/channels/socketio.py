@@ -10,8 +10,9 @@ rules (`bot.channels.intake`); a malformed one is acknowledged with a JSON error
 silence. `session_restart` ends the conversation in Rasa (`/restart`: slots, form and any
 personal details cleared), for the widget's "Start over" on a shared computer.
 
-Each `bot_uttered` payload carries the message's `clinic` marker (staff reply, staff
-joined/left, alert...; `bot.channels.markers`) next to `text`, so the widget can render it.
+Each `bot_uttered` payload carries the message's `clinic` marker (who is speaking: staff
+reply, staff joined/left; an alert; the question asked; `bot.channels.markers`) next to
+`text`, so the widget can render each kind distinctly.
 `GET /webhooks/socketio/presence?conversation_id=web:<id>&token=<Rasa API token>` says
 whether a browser is connected to that conversation right now: staff replies are only sent
 when one is (`bot.handoff.reachability`).
@@ -58,6 +59,24 @@ PRESENCE_PATH = "/presence"
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RECENT_IDS_KEPT = 10_000
+ASK_PREFIX = "utter_ask_"
+
+
+def clinic_marker(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The widget's `clinic` marker for a bot message's metadata, or None.
+
+    Actions set it (`dispatcher.utter_message(..., clinic={"kind": ...})`, contract 5); a
+    form's question (Rasa's `utter_ask_<slot>` response, named in the metadata as
+    `utter_action`) becomes `{"kind": "ask", "slot": <slot>}`, so the widget can offer the
+    right keyboard without a marker in every domain response.
+    """
+    marker = marker_of(message)
+    if marker is not None:
+        return marker
+    action = message.get("utter_action")
+    if isinstance(action, str) and action.startswith(ASK_PREFIX) and len(action) > len(ASK_PREFIX):
+        return {"kind": "ask", "slot": action[len(ASK_PREFIX) :]}
+    return None
 
 
 class OriginConfigError(ValueError):
@@ -108,7 +127,11 @@ class SocketBlueprint(rasa_socketio.SocketBlueprint):
 
 
 class SocketIOOutput(rasa_socketio.SocketIOOutput):
-    """Rasa's output channel, but emitting in the configured namespace (Rasa forgets it)."""
+    """Rasa's output channel, plus our namespace and each message's `clinic` marker.
+
+    Rasa's emits in the default namespace whatever is configured, and drops a message's
+    metadata, where the `clinic` marker travels.
+    """
 
     def __init__(
         self, sio: AsyncServer, bot_message_evt: str, namespace: str | None = None
@@ -120,7 +143,7 @@ class SocketIOOutput(rasa_socketio.SocketIOOutput):
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         """Send one bot message, its `clinic` marker added to every payload it makes."""
-        self._marker = marker_of(message)
+        self._marker = clinic_marker(message)
         try:
             await super().send_response(recipient_id, message)
         finally:

@@ -3,7 +3,9 @@
 Every sentence comes from `data/safety/flags.yml` (headline, advice, crisis wording) and the
 practice profile (emergency number, crisis line, clinic phone): nothing clinical is written
 here. Used by the action server's safety actions and, when the action server is down, by the
-Rasa server itself, so the two can never say different things.
+Rasa server itself, so the two can never say different things. `widget_marker` is the
+`clinic` marker those messages carry, so the website widget shows them as an alert with a
+tap-to-call link (contract 5); the texts are the same on every channel.
 """
 
 from __future__ import annotations
@@ -95,6 +97,29 @@ def compose(
     )
     reply.buttons = extra
     return reply
+
+
+def dialable(number: str) -> Optional[str]:
+    """A number as a `tel:` link wants it: digits, with a leading + kept; None if none."""
+    digits = re.sub(r"\D", "", number)
+    if not digits:
+        return None
+    return ("+" if number.strip().startswith("+") else "") + digits
+
+
+def widget_marker(reply: Reply, profile: PracticeProfile) -> Dict[str, str]:
+    """`{"kind": "crisis"}`, or `{"kind": "emergency"|"urgent", "tel": ...}` for an alert.
+
+    `tel` is the profile's emergency number, only when the clinic has filled it in.
+    """
+    if reply.crisis:
+        return {"kind": "crisis"}
+    marker = {"kind": reply.tier or "urgent"}
+    number = profile.contact("emergency_number")
+    tel = dialable(number) if number else None
+    if tel:
+        marker["tel"] = tel
+    return marker
 
 
 def _alert_texts(medical: Sequence[Said], data: SafetyData, fill: Dict[str, str]) -> List[str]:

@@ -107,6 +107,35 @@ def test_resent_message_id_is_answered_once(stack: Stack, connect: Connect) -> N
     assert texts == ["only once"]
 
 
+def test_bot_messages_keep_their_clinic_marker(stack: Stack, connect: Connect) -> None:
+    """Staff replies reach the widget with who is speaking; ordinary answers carry no marker."""
+    client, replies = connect(stack.bot.url, stack.site.url)
+    start_session(client, replies, "markersession1")
+    client.emit("user_uttered", {"message": "talk to a person", "session_id": "markersession1"})
+    got = [replies.get(timeout=5) for _ in range(3)]
+    assert "clinic" not in got[0]
+    assert got[1]["clinic"] == {"kind": "staff_joined", "name": "Sarah"}
+    assert got[2]["clinic"] == {"kind": "staff", "name": "Sarah"}
+    assert got[2]["text"].startswith("Hello, this is Sarah")
+
+    client.emit("user_uttered", {"message": "chest pain", "session_id": "markersession1"})
+    alert = [replies.get(timeout=5) for _ in range(3)]
+    assert [m["clinic"] for m in alert] == [{"kind": "emergency", "tel": "995"}] * 3
+    assert [b["payload"] for b in alert[-1]["quick_replies"]] == ["/book_appointment"]
+
+
+def test_a_forms_question_says_which_slot_it_asks_for(stack: Stack, connect: Connect) -> None:
+    """Rasa's `utter_ask_<slot>` response is sent as `clinic={"kind": "ask", "slot": ...}`."""
+    client, replies = connect(stack.bot.url, stack.site.url)
+    start_session(client, replies, "asksession0001")
+    client.emit("user_uttered", {"message": "please call me", "session_id": "asksession0001"})
+    assert replies.get(timeout=5)["clinic"] == {"kind": "ask", "slot": "phone"}
+    client.emit("user_uttered", {"message": "email me", "session_id": "asksession0001"})
+    reply = replies.get(timeout=5)
+    assert reply["clinic"] == {"kind": "ask", "slot": "email"}
+    assert [b["payload"] for b in reply["quick_replies"]] == ["skip"]
+
+
 def test_invalid_session_id_gets_a_fresh_one(stack: Stack, connect: Connect) -> None:
     """Session ids that are not short tokens are replaced, not used as sender ids."""
     client, replies = connect(stack.bot.url, stack.site.url)

@@ -7,6 +7,7 @@ other websites cannot use the bot, and nothing typed during an outage is lost.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -382,3 +383,259 @@ def test_reconnects_and_delivers_what_was_typed_offline(
     assert [t["text"] for t in received] == ["typed before navigating"]
     assert {t["sender_id"] for t in received} == {f"web:{sid}"}
     assert session_id(page) == sid
+
+
+def in_view(page: Page, item: Locator) -> bool:
+    """Whether `item` is inside the visible part of the conversation."""
+    view, box = page.locator(".cc-scroll").bounding_box(), item.bounding_box()
+    assert view is not None and box is not None
+    return view["y"] - 1 <= box["y"] and box["y"] + min(box["height"], 40) <= view["y"] + view["height"] + 1
+
+
+def test_reopens_at_the_newest_message_after_reload_and_navigation(page: Page, stack: Stack) -> None:
+    """A long history reopens scrolled to its end, not its start, on reload and on a new page."""
+    open_chat(page, stack.site.url)
+    for n in range(1, 9):
+        send(page, f"question number {n}")
+        expect(page.locator(".cc-bot").last).to_contain_text(f"You asked: question number {n}")
+    newest = page.locator(".cc-bubble").last
+    expect(newest).to_contain_text("question number 8")
+    assert in_view(page, newest)
+    for move in ("reload", "navigate"):
+        if move == "reload":
+            page.reload()
+        else:
+            page.get_by_role("link", name="Treatments").click()
+            page.wait_for_url("**/services.html")
+        newest = page.locator(".cc-bubble").last
+        expect(newest).to_contain_text("You asked: question number 8")
+        page.wait_for_function("() => document.getElementById('clinic-chat').shadowRoot"
+                               ".querySelector('.cc-scroll').scrollHeight > 0")
+        page.wait_for_timeout(300)  # let the stylesheet and layout settle
+        assert in_view(page, newest), move
+        assert not in_view(page, page.locator(".cc-bubble").first), move
+
+
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
+
+
+def test_emoji_in_button_titles_become_svg_icons_with_text_labels(page: Page, stack: Stack) -> None:
+    """"✅ Confirm" shows a drawn tick and the word, never a character that needs an emoji font."""
+    open_chat(page, stack.site.url)
+    send(page, "confirm my booking")
+    replies = page.get_by_role("group", name="Suggested replies")
+    confirm = replies.get_by_role("button", name="Confirm", exact=True)
+    change = replies.get_by_role("button", name="Change something", exact=True)
+    expect(confirm).to_have_text("Confirm")
+    expect(confirm.locator("svg")).to_have_count(1)
+    expect(change.locator("svg")).to_have_count(1)
+    expect(replies.get_by_role("button", name="Cancel").locator("svg")).to_have_count(0)
+    assert not EMOJI.search(page.locator("[role=log]").inner_text())
+    confirm.click()
+    expect(page.locator(".cc-user .cc-bubble").last).to_have_text(re.compile(r"Confirm$"))
+    assert stack.bot.received()[-1]["text"] == "/affirm"  # the payload is unchanged
+
+
+def test_an_emergency_alert_has_no_emoji_and_looks_like_an_alert(page: Page, stack: Stack) -> None:
+    """The alert's "⚠️" becomes the alert style's drawn icon."""
+    open_chat(page, stack.site.url)
+    send(page, "I have chest pain")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("This could be an emergency")
+    assert not EMOJI.search(alert.inner_text())
+    expect(alert.locator(".cc-avatar svg")).to_have_count(1)
+
+
+def test_start_over_confirms_inside_the_widget_and_escape_cancels(
+    page: Page, page_events: PageEvents, stack: Stack
+) -> None:
+    """Start over asks in the widget (no browser dialog); Escape or Cancel keep everything."""
+    open_chat(page, stack.site.url)
+    send(page, "keep this conversation")
+    expect(page.locator(".cc-bot").last).to_contain_text("You asked: keep this conversation")
+    old = session_id(page)
+    restart = page.get_by_role("button", name="Start over: new conversation")
+    restart.click()
+    confirm = page.get_by_role("alertdialog", name="Start a new conversation?")
+    expect(confirm).to_be_visible()
+    expect(confirm).to_contain_text("will be cleared")
+    expect(restart).to_have_attribute("aria-expanded", "true")
+    expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    expect(page.get_by_role("dialog", name="Clinic assistant")).to_be_visible()  # still open
+    expect(restart).to_be_focused()
+    expect(page.locator(".cc-user")).to_have_count(1)
+    restart.click()
+    page.get_by_role("button", name="Close chat").first.click()  # closing also cancels it
+    launcher(page).click()
+    expect(confirm).to_be_hidden()
+    assert session_id(page) == old
+    assert page_events.dialogs == []
+
+
+def test_an_answer_is_one_message_with_compact_feedback_icons(page: Page, stack: Stack) -> None:
+    """The answer's bubbles and its "Was this helpful?" are one message; thumbs send the payloads."""
+    open_chat(page, stack.site.url)
+    send(page, "tell me about injections")
+    answer = page.locator(".cc-bot").last
+    expect(answer.locator(".cc-bubble")).to_have_count(3)
+    expect(answer).to_contain_text("Injections can ease pain")
+    thumbs = answer.get_by_role("group", name="Was this helpful?")
+    yes, no = thumbs.get_by_role("button", name="Yes"), thumbs.get_by_role("button", name="No")
+    expect(yes.locator("svg")).to_have_count(1)
+    for button in (yes, no):
+        box = button.bounding_box()
+        assert box is not None and box["width"] <= 44 and box["height"] <= 44  # not a pill
+    assert in_view(page, yes)  # on a laptop screen without scrolling
+    expect(page.locator(".cc-bubble", has_text="Was this helpful?")).to_have_count(0)
+    expect(answer.locator(".cc-meta")).to_contain_text("Clinic assistant")
+    expect(answer.locator("time")).to_have_attribute("datetime", re.compile(r"^\d{4}-\d\d-\d\dT"))
+    yes.click()
+    expect(page.locator(".cc-bot").last).to_contain_text("Thanks for your feedback")
+    assert stack.bot.received()[-1]["text"] == "/affirm"
+    page.reload()
+    yes = page.locator(".cc-feedback").get_by_role("button", name="Yes")
+    expect(yes).to_have_attribute("aria-pressed", "true")
+    expect(yes).to_be_disabled()
+
+
+def test_staff_joining_and_replying_are_shown_with_the_staff_members_name(
+    page: Page, stack: Stack
+) -> None:
+    """"Sarah from the clinic has joined", then her reply under her name, not the assistant's."""
+    open_chat(page, stack.site.url)
+    send(page, "can I talk to a person?")
+    joined = page.locator(".cc-event.cc-staff_joined")
+    expect(joined).to_contain_text("Sarah from the clinic has joined the conversation.")
+    staff = page.locator(".cc-staff")
+    expect(staff).to_contain_text("Hello, this is Sarah at the clinic")
+    expect(staff.locator(".cc-meta")).to_contain_text("Sarah")
+    expect(staff.locator(".cc-meta")).to_contain_text("Clinic staff")
+    expect(staff.locator(".cc-sr").first).to_have_text("Sarah (clinic staff): ")
+    expect(staff.locator(".cc-meta")).not_to_contain_text("Clinic assistant")
+    send(page, "bye staff")
+    expect(page.locator(".cc-event.cc-staff_left")).to_contain_text("Sarah has left")
+
+
+def test_the_keyboard_follows_the_question(page: Page, stack: Stack) -> None:
+    """A phone number question opens the number keypad, an email one the email keyboard."""
+    open_chat(page, stack.site.url)
+    box = page.locator(".cc-input")
+    expect(box).to_have_attribute("inputmode", "text")
+    send(page, "please call me back")
+    expect(box).to_have_attribute("inputmode", "tel")
+    expect(box).to_have_attribute("autocomplete", "tel")
+    expect(box).to_have_attribute("placeholder", re.compile("mobile number"))
+    expect(page.get_by_role("textbox", name="Your message: your mobile number")).to_be_visible()
+    page.reload()  # still the question being asked
+    expect(box).to_have_attribute("inputmode", "tel")
+    send(page, "9123 4567")
+    expect(page.locator(".cc-bot").last).to_contain_text("Thanks. Anything else?")
+    expect(box).to_have_attribute("inputmode", "text")
+    expect(box).to_have_attribute("autocomplete", "off")
+    send(page, "email me")
+    expect(box).to_have_attribute("inputmode", "email")
+    expect(box).to_have_attribute("autocomplete", "email")
+
+
+def test_an_emergency_reply_is_an_alert_with_tap_to_call(page: Page, stack: Stack) -> None:
+    """Alert colour and icon, role=alert, and a tel: link to the emergency number."""
+    open_chat(page, stack.site.url)
+    send(page, "I have chest pain")
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_class(re.compile(r"\bcc-emergency\b"))
+    expect(alert.locator(".cc-bubble")).to_have_count(3)  # one message, not three
+    expect(alert.locator(".cc-meta")).to_contain_text("Emergency advice")
+    call = alert.get_by_role("link", name="Call 995")
+    expect(call).to_have_attribute("href", "tel:995")
+    colour = alert.locator(".cc-bubble").first.evaluate("el => getComputedStyle(el).backgroundColor")
+    answer = page.locator(".cc-bot .cc-bubble").first.evaluate("el => getComputedStyle(el).backgroundColor")
+    assert colour != answer
+    send(page, "I feel hopeless")
+    crisis = page.locator(".cc-crisis")
+    expect(crisis).to_contain_text("You don't have to face it alone")
+    expect(crisis.get_by_role("link", name=re.compile("^Call"))).to_have_count(0)
+
+
+def test_on_a_phone_the_notice_shrinks_and_the_launcher_is_round(browser: Browser, stack: Stack) -> None:
+    """After the first message the notice is one line ("i" expands it); the launcher is 56 px round."""
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(stack.site.url)
+        box = launcher(page).bounding_box()
+        assert box is not None and box["width"] == box["height"] <= 60
+        expect(launcher(page)).to_have_accessible_name("Open chat: Clinic assistant")
+        open_chat(page, stack.site.url)
+        notice = page.locator(".cc-notice")
+        full = notice.bounding_box()
+        assert full is not None and full["height"] > 50  # in full before the first message
+        send(page, "What are your opening hours?")
+        expect(page.locator(".cc-bot").last).to_contain_text("We are open")
+        header, short = page.locator(".cc-header").bounding_box(), notice.bounding_box()
+        assert header is not None and short is not None
+        assert short["height"] <= 40 and header["height"] + short["height"] <= 110
+        expect(page.locator(".cc-disclaimer")).to_contain_text("not medical advice")  # still read out
+        more = page.get_by_role("button", name="Show the full notice")
+        expect(more).to_have_attribute("aria-expanded", "false")
+        more.click()
+        expect(page.get_by_role("button", name="Show less of the notice")).to_have_attribute(
+            "aria-expanded", "true"
+        )
+        expanded = notice.bounding_box()
+        assert expanded is not None and expanded["height"] > 50
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_screenshots_of_every_state(
+    browser: Browser, make_stack: Callable[..., Stack], artifacts: Path, size: str
+) -> None:
+    """Each state a patient meets, at 1280x800 and 360x740, in test-artifacts/widget/."""
+    own = make_stack()  # this test stops its server for the offline state
+    phone = size == "phone"
+    context = browser.new_context(
+        viewport=PHONE if phone else {"width": 1280, "height": 800}, is_mobile=phone, has_touch=phone
+    )
+    page = context.new_page()
+    folder = artifacts / "widget"
+    folder.mkdir(exist_ok=True)
+
+    def shot(state: str) -> None:
+        page.wait_for_timeout(250)  # animations and scrolling settle
+        page.screenshot(path=str(folder / f"{state}-{size}.png"))
+
+    try:
+        page.goto(own.site.url)
+        expect(launcher(page)).to_be_visible()
+        shot("1-closed")
+        launcher(page).click()
+        expect(page.locator(".cc-bot").first).to_contain_text(GREETING)
+        shot("2-open-empty")
+        send(page, "tell me about injections")
+        expect(page.locator(".cc-feedback")).to_be_visible()
+        shot("3-answer-with-feedback")
+        send(page, "please call me back")
+        expect(page.locator(".cc-input")).to_have_attribute("inputmode", "tel")
+        page.locator(".cc-input").focus()
+        shot("4-form-question-keypad")
+        send(page, "9123 4567")
+        send(page, "I have chest pain")
+        expect(page.get_by_role("alert")).to_contain_text("Call 995")
+        shot("5-emergency-alert")
+        send(page, "can I talk to a person?")
+        expect(page.locator(".cc-staff")).to_be_visible()
+        shot("6-staff-joined-and-reply")
+        page.get_by_role("button", name="Start over: new conversation").click()
+        expect(page.get_by_role("alertdialog")).to_be_visible()
+        shot("7-start-over-confirm")
+        page.get_by_role("button", name="Cancel").click()
+        own.bot.stop()
+        expect(page.locator(".cc-status")).to_contain_text("Reconnecting", timeout=15_000)
+        send(page, "typed while offline")
+        expect(page.locator(".cc-status")).to_contain_text("will be sent")
+        shot("8-offline")
+    finally:
+        context.close()
