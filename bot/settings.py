@@ -3,6 +3,11 @@
 Everything else imports `get_settings()` so a reader can see every knob in one file,
 and so that production refuses to start on a placeholder secret instead of running
 with a guessable one. Nothing here does I/O at import time.
+
+The first `get_settings()` of a process also reads `.env` in the project folder
+(`load_env_file`), so every entry point (bot.run, the Rasa server's tracker store and
+channels, the action server, bot.handoff, bot.storage.migrate, the console) sees the same
+variables. Variables already set in the environment win over `.env`.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Dict, Mapping, MutableMapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+ENV_FILE = PROJECT_ROOT / ".env"
+"""Local variables (never committed; see .env.example), read by `get_settings()`."""
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret", "development-only"}
 
 
@@ -184,7 +191,34 @@ class Settings:
             raise SettingsError("NOTIFY_WEBHOOK_SECRET must be 16+ characters in production")
 
 
+def load_env_file(
+    path: Optional[Path] = None, environ: Optional[MutableMapping[str, str]] = None
+) -> Dict[str, str]:
+    """Add the variables of a `.env` file to `environ` (default `os.environ`).
+
+    A variable already set in `environ` is kept, so the shell, systemd's EnvironmentFile
+    or compose's env_file always win. No file, nothing added.
+
+    Returns:
+        The variables added, by name.
+    """
+    path = ENV_FILE if path is None else path
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    target = os.environ if environ is None else environ
+    added = {
+        name: value
+        for name, value in dotenv_values(path, interpolate=False).items()
+        if value is not None and name not in target
+    }
+    target.update(added)
+    return added
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings of this process, read once on first use."""
+    """Settings of this process, read once on first use (after loading `.env`)."""
+    load_env_file()
     return Settings.from_env()
