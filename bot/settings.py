@@ -25,6 +25,17 @@ ENV_FILE = PROJECT_ROOT / ".env"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret", "development-only"}
 
 
+CHANNEL_VARIABLES = (
+    "telegram_access_token", "telegram_bot_username", "telegram_webhook_url",
+    "telegram_secret_token", "telegram_api_base_url",
+    "whatsapp_access_token", "whatsapp_app_secret", "whatsapp_verify_token",
+    "whatsapp_phone_number_id", "whatsapp_api_base_url", "whatsapp_api_version",
+    "twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_number", "twilio_webhook_url",
+)
+"""Settings fields of the messaging channels; each is read from the variable of its name in
+upper case (TELEGRAM_ACCESS_TOKEN...)."""
+
+
 class SettingsError(RuntimeError):
     """Raised when the environment is unsafe or incomplete for the chosen BOT_ENV."""
 
@@ -77,6 +88,28 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
     )
+    # Messaging channels (bot.channels.enabled switches each on when its variables are set)
+    telegram_access_token: str = ""
+    telegram_bot_username: str = ""
+    telegram_webhook_url: str = ""
+    telegram_secret_token: str = ""
+    telegram_api_base_url: str = ""
+    whatsapp_access_token: str = ""
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    whatsapp_phone_number_id: str = ""
+    whatsapp_api_base_url: str = ""
+    whatsapp_api_version: str = ""
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_whatsapp_number: str = ""
+    twilio_webhook_url: str = ""
+    # Ports the processes bind (python -m bot.run; hosts are RASA_HOST, ACTIONS_HOST, WEB_HOST)
+    rasa_port: int = 5005
+    actions_port: int = 5055
+    web_port: int = 8080
+    # Where Rasa calls the action server (endpoints.yml reads ACTION_SERVER_URL; bot.run sets it)
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
 
     @property
     def is_production(self) -> bool:
@@ -133,6 +166,11 @@ class Settings:
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
             else cls().allowed_origins,
+            **{name: _get(env, name.upper()) for name in CHANNEL_VARIABLES},
+            rasa_port=int(_get(env, "RASA_PORT", "5005") or 5005),
+            actions_port=int(_get(env, "ACTIONS_PORT", "5055") or 5055),
+            web_port=int(_get(env, "WEB_PORT", "8080") or 8080),
+            action_server_url=_get(env, "ACTION_SERVER_URL") or cls.action_server_url,
         )
         settings.check()
         return settings
