@@ -42,6 +42,7 @@ run: migrate train
 # Chat in the terminal (starts the action server in the background).
 shell: migrate train
 	export ACTION_SERVER_SECRET="$${ACTION_SERVER_SECRET:-$$($(BIN)/python -m bot.action_auth)}"; \
+	export ACTION_SERVER_URL="$${ACTION_SERVER_URL:-http://127.0.0.1:5055/webhook}"; \
 	SANIC_HOST=127.0.0.1 $(BIN)/rasa run actions --actions actions --quiet & pid=$$!; \
 	trap "kill $$pid" EXIT; sleep 8; $(BIN)/rasa shell --model models/clinic.tar.gz
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-
-from sanic import Sanic, response
-from sanic.request import Request
-from sanic.response import HTTPResponse
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, get_settings
+
+if TYPE_CHECKING:  # Sanic is imported where it runs, so bot.run (which needs only the
+    from sanic import Sanic  # secret) stays light
+    from sanic.request import Request
+    from sanic.response import HTTPResponse
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ def action_server_secret(settings: Settings | None = None) -> str:
 
 def require_secret(app: Sanic, secret: str | None = None) -> None:
     """Make `app` answer 401 to every request without the secret (except `OPEN_PATHS`)."""
+    from sanic import response
+
     expected = (secret or action_server_secret()).encode("utf-8")
 
     async def check_action_secret(request: Request) -> HTTPResponse | None:

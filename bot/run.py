@@ -1,18 +1,27 @@
-"""Start the whole assistant on this machine: action server, Rasa, web demo, notifier.
+"""Start the whole assistant on this machine: action server, Rasa, web demo, notifier, console.
 
-`make run` calls this after installing, migrating and training. The addresses come from
-settings (`RASA_HOST`, `ACTIONS_HOST`, `WEB_HOST`, all 127.0.0.1 by default). Rasa's HTTP
-API is only enabled with an auth token: RASA_AUTH_TOKEN, or in development a random token
-kept in var/rasa-auth-token (never committed). Rasa and the action server share
-ACTION_SERVER_SECRET (development: var/action-server-secret, see bot/action_auth.py).
-Ctrl-C stops all processes together.
+`make run` calls this after installing, migrating and training. Addresses and ports come
+from settings (`RASA_HOST`/`RASA_PORT`, `ACTIONS_HOST`/`ACTIONS_PORT`, `WEB_HOST`/`WEB_PORT`,
+`CONSOLE_HOST`/`CONSOLE_PORT`; 127.0.0.1 by default; the command-line options override the
+ports). Rasa's HTTP API is only enabled with an auth token: RASA_AUTH_TOKEN, or in
+development a random token kept in var/rasa-auth-token (never committed); it reaches Rasa
+through the environment (bot.rasa_server), never the command line. Rasa and the action
+server share ACTION_SERVER_SECRET (development: var/action-server-secret, see
+bot/action_auth.py); Rasa finds the action server at ACTION_SERVER_URL (endpoints.yml),
+which this sets from the actions address. Channels: credentials.yml, as for a plain
+`rasa run` (bot/channels/enabled.py). Ctrl-C stops all processes together.
+
+This process only supervises: it imports nothing heavy (no Rasa, TensorFlow, spaCy or
+database engine). The start-up checks (settings, profile, knowledge base, records spooled
+during an outage) run in a child process, `python -m bot.run --checks`, before anything
+else starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -21,19 +30,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from bot.action_auth import action_server_secret
+from bot.rasa_server import api_token
 from bot.settings import PROJECT_ROOT, Settings, get_settings
 
-
-def auth_token(settings: Settings) -> str:
-    """The HTTP API token: from the environment, or a generated development one."""
-    if settings.rasa_auth_token:
-        return settings.rasa_auth_token
-    path = settings.data_dir / "rasa-auth-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
+ANY_ADDRESS = {"0.0.0.0", "::", ""}  # noqa: S104 - names of the wildcard addresses
 
 
 def latest_model() -> Path:
@@ -44,30 +44,58 @@ def latest_model() -> Path:
     return models[-1]
 
 
+def local_url(host: str, port: int, path: str = "") -> str:
+    """The URL a process on this machine uses to reach `host:port` (wildcards: loopback)."""
+    host = "127.0.0.1" if host in ANY_ADDRESS else host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}{path}"
+
+
+def console_available() -> bool:
+    """Whether this checkout has the staff console (bot.console)."""
+    return importlib.util.find_spec("bot.console") is not None
+
+
+def console_address(settings: Settings, port: Optional[int] = None) -> tuple[str, int]:
+    """Where the staff console binds (CONSOLE_HOST / CONSOLE_PORT, once bot.console has them)."""
+    host = str(getattr(settings, "console_host", "127.0.0.1"))
+    return host, port or int(getattr(settings, "console_port", 8090))
+
+
 def commands(settings: Settings, rasa_port: int, actions_port: int, web_port: int,
-             credentials: Path) -> Dict[str, List[str]]:
-    """The processes to start, by name."""
+             credentials: Path = PROJECT_ROOT / "credentials.yml",
+             console_port: Optional[int] = None) -> Dict[str, List[str]]:
+    """The processes to start, by name; no secret appears on any command line."""
     bin_dir = Path(sys.executable).parent
-    return {
+    cmds = {
         "actions": [str(bin_dir / "rasa"), "run", "actions", "--actions", "actions",
                     "-p", str(actions_port)],
-        "rasa": [str(bin_dir / "rasa"), "run", "--enable-api", "--auth-token",
-                 auth_token(settings), "-i", settings.rasa_host, "-p", str(rasa_port),
+        "rasa": [sys.executable, "-m", "bot.rasa_server", "run", "--enable-api",
+                 "-i", settings.rasa_host, "-p", str(rasa_port),
                  "--model", str(latest_model()), "--credentials", str(credentials),
                  "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
                  "--cors", *settings.allowed_origins],
         "web": [sys.executable, "-m", "bot.web.serve", "--host", settings.web_host,
-                "--port", str(web_port), "--rasa-url", f"http://{settings.rasa_host}:{rasa_port}"],
+                "--port", str(web_port), "--rasa-url", local_url(settings.rasa_host, rasa_port)],
         "notifier": [sys.executable, "-m", "bot.notify.outbox", "--every", "60"],
     }
+    if console_available():
+        host, port = console_address(settings, console_port)
+        cmds["console"] = [sys.executable, "-m", "bot.console", "serve", "--host", host,
+                           "--port", str(port)]
+    return cmds
 
 
-def environment(settings: Settings) -> Dict[str, str]:
-    """Environment of the child processes: bind address, shared secret, request size limit."""
+def environment(settings: Settings, actions_port: Optional[int] = None) -> Dict[str, str]:
+    """Environment of the child processes: bind address, secrets, action server URL, limits."""
+    port = actions_port or settings.actions_port
     return dict(
         os.environ,
         SANIC_HOST=settings.actions_host,  # what `rasa run actions` binds
         ACTION_SERVER_SECRET=action_server_secret(settings),  # endpoints.yml sends it
+        ACTION_SERVER_URL=local_url(settings.actions_host, port, "/webhook"),  # endpoints.yml
+        RASA_AUTH_TOKEN=api_token(settings),  # bot.rasa_server adds it inside Rasa's process
         SANIC_REQUEST_MAX_SIZE=str(settings.request_max_bytes),
     )
 
@@ -85,31 +113,45 @@ def store_spooled_records() -> None:
         print(f"stored {saved} record(s) kept during an earlier database outage", flush=True)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Start everything and wait; stop everything when one exits or on Ctrl-C."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rasa-port", type=int, default=5005)
-    parser.add_argument("--actions-port", type=int, default=5055)
-    parser.add_argument("--web-port", type=int, default=8080)
-    args = parser.parse_args(argv)
-    settings = get_settings()
-    from bot.channels.enabled import write_credentials
+def start_up_checks() -> int:
+    """Settings, profile and knowledge base valid; spooled records stored (in a child)."""
     from bot.check import main as check
 
     if check() != 0:
         return 1
     store_spooled_records()
+    return 0
 
-    credentials = write_credentials(settings.data_dir / "credentials.yml")
-    env = environment(settings)
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Start everything and wait; stop everything when one exits or on Ctrl-C."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rasa-port", type=int, default=settings.rasa_port)
+    parser.add_argument("--actions-port", type=int, default=settings.actions_port)
+    parser.add_argument("--web-port", type=int, default=settings.web_port)
+    parser.add_argument("--console-port", type=int, default=None)
+    parser.add_argument("--checks", action="store_true",
+                        help="only run the start-up checks (what the supervisor runs first)")
+    args = parser.parse_args(argv)
+    if args.checks:
+        return start_up_checks()
+
+    env = environment(settings, args.actions_port)
+    checks = subprocess.run([sys.executable, "-m", "bot.run", "--checks"], cwd=PROJECT_ROOT, env=env)
+    if checks.returncode != 0:
+        return 1
     procs: Dict[str, subprocess.Popen[bytes]] = {}
-    for name, cmd in commands(settings, args.rasa_port, args.actions_port, args.web_port,
-                              credentials).items():
+    cmds = commands(settings, args.rasa_port, args.actions_port, args.web_port,
+                    console_port=args.console_port)
+    for name, cmd in cmds.items():
         procs[name] = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
+    console = f", staff console at {local_url(*console_address(settings, args.console_port))}" \
+        if "console" in cmds else ""
     print(
-        f"\nAssistant starting: chat at http://{settings.web_host}:{args.web_port}/ (demo clinic "
-        f"page), Rasa at http://{settings.rasa_host}:{args.rasa_port}, actions at "
-        f"http://{settings.actions_host}:{args.actions_port}. Ctrl-C stops.\n",
+        f"\nAssistant starting: chat at {local_url(settings.web_host, args.web_port)}/ (demo clinic "
+        f"page), Rasa at {local_url(settings.rasa_host, args.rasa_port)}, actions at "
+        f"{local_url(settings.actions_host, args.actions_port)}{console}. Ctrl-C stops.\n",
         flush=True,
     )
     stopping = False

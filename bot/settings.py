@@ -3,6 +3,11 @@
 Everything else imports `get_settings()` so a reader can see every knob in one file,
 and so that production refuses to start on a placeholder secret instead of running
 with a guessable one. Nothing here does I/O at import time.
+
+The first `get_settings()` of a process also reads `.env` in the project folder
+(`load_env_file`), so every entry point (bot.run, the Rasa server's tracker store and
+channels, the action server, bot.handoff, bot.storage.migrate, the console) sees the same
+variables. Variables already set in the environment win over `.env`.
 """
 
 from __future__ import annotations
@@ -11,11 +16,24 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Dict, Mapping, MutableMapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
+ENV_FILE = PROJECT_ROOT / ".env"
+"""Local variables (never committed; see .env.example), read by `get_settings()`."""
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev-secret", "development-only"}
+
+
+CHANNEL_VARIABLES = (
+    "telegram_access_token", "telegram_bot_username", "telegram_webhook_url",
+    "telegram_secret_token", "telegram_api_base_url",
+    "whatsapp_access_token", "whatsapp_app_secret", "whatsapp_verify_token",
+    "whatsapp_phone_number_id", "whatsapp_api_base_url", "whatsapp_api_version",
+    "twilio_account_sid", "twilio_auth_token", "twilio_whatsapp_number", "twilio_webhook_url",
+)
+"""Settings fields of the messaging channels; each is read from the variable of its name in
+upper case (TELEGRAM_ACCESS_TOKEN...)."""
 
 
 class SettingsError(RuntimeError):
@@ -71,6 +89,28 @@ class Settings:
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
     )
+    # Messaging channels (bot.channels.enabled switches each on when its variables are set)
+    telegram_access_token: str = ""
+    telegram_bot_username: str = ""
+    telegram_webhook_url: str = ""
+    telegram_secret_token: str = ""
+    telegram_api_base_url: str = ""
+    whatsapp_access_token: str = ""
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    whatsapp_phone_number_id: str = ""
+    whatsapp_api_base_url: str = ""
+    whatsapp_api_version: str = ""
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_whatsapp_number: str = ""
+    twilio_webhook_url: str = ""
+    # Ports the processes bind (python -m bot.run; hosts are RASA_HOST, ACTIONS_HOST, WEB_HOST)
+    rasa_port: int = 5005
+    actions_port: int = 5055
+    web_port: int = 8080
+    # Where Rasa calls the action server (endpoints.yml reads ACTION_SERVER_URL; bot.run sets it)
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
 
     @property
     def is_production(self) -> bool:
@@ -128,6 +168,11 @@ class Settings:
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
             else cls().allowed_origins,
+            **{name: _get(env, name.upper()) for name in CHANNEL_VARIABLES},
+            rasa_port=int(_get(env, "RASA_PORT", "5005") or 5005),
+            actions_port=int(_get(env, "ACTIONS_PORT", "5055") or 5055),
+            web_port=int(_get(env, "WEB_PORT", "8080") or 8080),
+            action_server_url=_get(env, "ACTION_SERVER_URL") or cls.action_server_url,
         )
         settings.check()
         return settings
@@ -186,9 +231,36 @@ class Settings:
             raise SettingsError("NOTIFY_WEBHOOK_SECRET must be 16+ characters in production")
 
 
+def load_env_file(
+    path: Optional[Path] = None, environ: Optional[MutableMapping[str, str]] = None
+) -> Dict[str, str]:
+    """Add the variables of a `.env` file to `environ` (default `os.environ`).
+
+    A variable already set in `environ` is kept, so the shell, systemd's EnvironmentFile
+    or compose's env_file always win. No file, nothing added.
+
+    Returns:
+        The variables added, by name.
+    """
+    path = ENV_FILE if path is None else path
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    target = os.environ if environ is None else environ
+    added = {
+        name: value
+        for name, value in dotenv_values(path, interpolate=False).items()
+        if value is not None and name not in target
+    }
+    target.update(added)
+    return added
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings of this process, read once on first use."""
+    """Settings of this process, read once on first use (after loading `.env`)."""
+    load_env_file()
     return Settings.from_env()
 
 

@@ -245,6 +245,7 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     from bot.settings import get_settings
     from bot.storage.database import _databases
 
+    monkeypatch.setattr("bot.settings.ENV_FILE", tmp_path / ".env")  # never the developer's .env
     monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'clinic.db'}")
     get_settings.cache_clear()

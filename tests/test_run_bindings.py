@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,34 @@ def test_production_needs_an_action_server_secret() -> None:
     with pytest.raises(SettingsError, match="ACTION_SERVER_SECRET"):
         Settings.from_env(env)
     assert Settings.from_env({**env, "ACTION_SERVER_SECRET": "a" * 32}).is_production
+
+
+def test_the_supervisor_imports_nothing_heavy() -> None:
+    """`python -m bot.run` only supervises: Rasa, TensorFlow, spaCy, SQLAlchemy stay in children."""
+    code = ("import sys, bot.run; heavy = {'rasa', 'tensorflow', 'spacy', 'sqlalchemy', 'sanic', 'numpy'}; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]"
+
+
+def test_rasa_gets_the_token_and_the_action_server_url_through_the_environment(
+    tmp_path: Path, model_path: Path
+) -> None:
+    settings = Settings.from_env({"BOT_DATA_DIR": str(tmp_path), "RASA_AUTH_TOKEN": "t" * 32,
+                                  "ACTIONS_HOST": "0.0.0.0"})
+    cmd = commands(settings, 5005, 6055, 8080)
+    assert "t" * 32 not in " ".join(" ".join(c) for c in cmd.values())
+    assert cmd["rasa"][1:4] == ["-m", "bot.rasa_server", "run"]
+    env = environment(settings, 6055)
+    assert env["RASA_AUTH_TOKEN"] == "t" * 32
+    assert env["ACTION_SERVER_URL"] == "http://127.0.0.1:6055/webhook"  # wildcard bind: loopback
+
+
+def test_a_token_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    from bot.rasa_server import rasa_argv
+
+    settings = Settings.from_env({"BOT_DATA_DIR": str(tmp_path)})
+    with pytest.raises(SystemExit, match="RASA_AUTH_TOKEN"):
+        rasa_argv(["run", "--enable-api", "--auth-token", "x"], settings)
+    assert rasa_argv(["run"], settings) == ["rasa", "run"]  # no API, no token

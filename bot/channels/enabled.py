@@ -1,97 +1,101 @@
-"""Which channels are on: the widget always, REST unless off in production, others when set.
+"""Which messaging channels are on: each switches itself on from settings, or off with a log line.
 
-REST is off with `BOT_ENV=production` unless `REST_CHANNEL_TOKEN` is set.
+credentials.yml lists every channel the product has, without values, so a plain `rasa run`
+in the project folder and `make run` start the same channels. A messaging channel whose
+section is empty (Telegram, WhatsApp Cloud, Twilio WhatsApp) takes its credentials from
+settings (TELEGRAM_*, WHATSAPP_*, TWILIO_*, from the environment or `.env`): all required
+variables set, it is on; none or some of them unset, it is off, mounted as `SwitchedOff` (no
+routes), and one log line says which variables would switch it on. A section with values
+(tests, a hand-written credentials file) is used as it is. Secrets never go to disk.
 
-Rasa refuses a credentials.yml whose `${VAR}` is unset, so the committed credentials.yml
-holds only the channels that need no secrets. At start-up this module writes the
-credentials Rasa actually runs with (var/credentials.yml, not committed): the committed
-file plus each messaging channel whose environment variables are all set. Values stay
-`${VAR}` references, so secrets are never written to disk. One log line says what is on.
+The REST channel switches itself off in production without REST_CHANNEL_TOKEN
+(bot.channels.rest); the website widget (socket.io) is always on.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple
 
-import yaml
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint
 
-from bot.settings import PROJECT_ROOT, get_settings
+from bot.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
-BASE_CREDENTIALS = PROJECT_ROOT / "credentials.yml"
 
-# channel class -> (credential key -> environment variable, the variables that must be set)
-OPTIONAL_CHANNELS: Dict[str, Tuple[Dict[str, str], Tuple[str, ...]]] = {
-    "bot.channels.telegram.TelegramInput": (
+# channel name -> (credential key -> settings field, the credential keys that must be set)
+CHANNEL_SETTINGS: Dict[str, Tuple[Dict[str, str], Tuple[str, ...]]] = {
+    "telegram": (
         {
-            "access_token": "TELEGRAM_ACCESS_TOKEN",
-            "verify": "TELEGRAM_BOT_USERNAME",
-            "webhook_url": "TELEGRAM_WEBHOOK_URL",
-            "secret_token": "TELEGRAM_SECRET_TOKEN",
-            "api_base_url": "TELEGRAM_API_BASE_URL",
+            "access_token": "telegram_access_token",
+            "verify": "telegram_bot_username",
+            "webhook_url": "telegram_webhook_url",
+            "secret_token": "telegram_secret_token",
+            "api_base_url": "telegram_api_base_url",
         },
-        ("TELEGRAM_ACCESS_TOKEN", "TELEGRAM_BOT_USERNAME", "TELEGRAM_WEBHOOK_URL", "TELEGRAM_SECRET_TOKEN"),
+        ("access_token", "verify", "webhook_url", "secret_token"),
     ),
-    "bot.channels.whatsapp.WhatsAppCloudInput": (
+    "whatsapp": (
         {
-            "access_token": "WHATSAPP_ACCESS_TOKEN",
-            "app_secret": "WHATSAPP_APP_SECRET",
-            "verify_token": "WHATSAPP_VERIFY_TOKEN",
-            "phone_number_id": "WHATSAPP_PHONE_NUMBER_ID",
-            "api_base_url": "WHATSAPP_API_BASE_URL",
-            "api_version": "WHATSAPP_API_VERSION",
+            "access_token": "whatsapp_access_token",
+            "app_secret": "whatsapp_app_secret",
+            "verify_token": "whatsapp_verify_token",
+            "phone_number_id": "whatsapp_phone_number_id",
+            "api_base_url": "whatsapp_api_base_url",
+            "api_version": "whatsapp_api_version",
         },
-        ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN",
-         "WHATSAPP_PHONE_NUMBER_ID"),
+        ("access_token", "app_secret", "verify_token", "phone_number_id"),
     ),
-    "bot.channels.twilio_whatsapp.TwilioWhatsAppInput": (
+    "twilio_whatsapp": (
         {
-            "account_sid": "TWILIO_ACCOUNT_SID",
-            "auth_token": "TWILIO_AUTH_TOKEN",
-            "twilio_number": "TWILIO_WHATSAPP_NUMBER",
-            "webhook_url": "TWILIO_WEBHOOK_URL",
+            "account_sid": "twilio_account_sid",
+            "auth_token": "twilio_auth_token",
+            "twilio_number": "twilio_whatsapp_number",
+            "webhook_url": "twilio_webhook_url",
         },
-        ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_NUMBER", "TWILIO_WEBHOOK_URL"),
+        ("account_sid", "auth_token", "twilio_number", "webhook_url"),
     ),
 }
 
 
-def credentials_for(env: Mapping[str, str], base: Optional[Dict[str, object]] = None) -> Dict[str, object]:
-    """The base channels plus every optional channel whose required variables are set."""
-    credentials: Dict[str, object] = dict(base or {})
-    for channel, (keys, required) in OPTIONAL_CHANNELS.items():
-        if all(env.get(name, "").strip() for name in required):
-            credentials[channel] = {
-                key: f"${{{var}}}" for key, var in keys.items() if env.get(var, "").strip()
-            }
-    settings = get_settings()
-    if settings.is_production and not settings.rest_channel_token:
-        # Off in production unless integrations authenticate (see bot.channels.rest).
-        for rest in ("rest", "bot.channels.rest.RestInput"):
-            credentials.pop(rest, None)
-    socketio = "bot.channels.socketio.SocketIOInput"
-    if socketio in credentials:
-        entry = dict(credentials[socketio] or {})  # type: ignore[call-overload]
-        entry.setdefault("cors_allowed_origins", list(settings.allowed_origins))
-        credentials[socketio] = entry
-    return credentials
+def channel_credentials(
+    channel: str, credentials: Optional[Dict[str, Any]], settings: Optional[Settings] = None
+) -> Optional[Dict[str, Any]]:
+    """The credentials `channel` runs with, or None when it is off (logged once, here).
+
+    Args:
+        channel: A key of `CHANNEL_SETTINGS` (the channel's URL name).
+        credentials: Its credentials.yml section; non-empty is used as it is.
+        settings: Settings to read (default: this process's).
+    """
+    if credentials:
+        return dict(credentials)
+    keys, required = CHANNEL_SETTINGS[channel]
+    settings = settings or get_settings()
+    values = {key: getattr(settings, field) for key, field in keys.items() if getattr(settings, field)}
+    missing = [keys[key].upper() for key in required if key not in values]
+    if not missing:
+        logger.warning("%s channel on (credentials from settings)", channel)
+        return values
+    if len(missing) == len(required):
+        logger.warning("%s channel off: set %s to switch it on", channel, ", ".join(missing))
+    else:
+        logger.warning("%s channel off: %s not set (the others are)", channel, ", ".join(missing))
+    return None
 
 
-def channel_names(credentials: Mapping[str, object]) -> List[str]:
-    """Short names of the channels in a credentials mapping, for the log line."""
-    return [name.rsplit(".", 1)[-1].replace("Input", "").lower() for name in credentials]
+class SwitchedOff(InputChannel):
+    """A channel left off for lack of credentials: mounted with no routes (404)."""
 
+    def __init__(self, channel: str) -> None:
+        """`channel` is the name of the channel that is off (for its URL prefix)."""
+        self.channel = channel
 
-def write_credentials(target: Path, env: Optional[Mapping[str, str]] = None) -> Path:
-    """Write the credentials Rasa runs with and log which channels are on."""
-    base = yaml.safe_load(BASE_CREDENTIALS.read_text(encoding="utf-8")) or {}
-    credentials = credentials_for(os.environ if env is None else env, base)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(yaml.safe_dump(credentials, sort_keys=False), encoding="utf-8")
-    message = "channels on: " + ", ".join(channel_names(credentials))
-    logger.warning(message)
-    print(message, flush=True)
-    return target
+    def url_prefix(self) -> str:
+        """The prefix the channel would have had."""
+        return self.channel
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """An empty blueprint: the channel's webhook answers 404."""
+        return Blueprint(f"clinic_{self.channel}_switched_off", __name__)

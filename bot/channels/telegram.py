@@ -9,7 +9,9 @@ created inside Sanic's loop, sets the webhook with a `secret_token` after the se
 (retrying in the background, or on demand through an authenticated route), rejects any update
 without the matching `X-Telegram-Bot-Api-Secret-Token`, and answers 200 to whatever it ignores.
 
-credentials.yml::
+The committed credentials.yml leaves this channel's section empty, and the channel reads
+the same variables from settings (bot/channels/enabled.py); spelled out, the section is
+(credentials.yml)::
 
     bot.channels.telegram.TelegramInput:
       access_token: ${TELEGRAM_ACCESS_TOKEN}
@@ -45,6 +47,7 @@ from bot.channels.buttons import (
     button_title,
     resolve_reply,
 )
+from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
@@ -323,10 +326,14 @@ class TelegramInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        """Build the channel from its credentials.yml section."""
-        if not credentials:
-            cls.raise_missing_credentials_exception()
-        credentials = credentials or {}  # for type checkers: the line above raises
+        """Build the channel from its credentials.yml section, else from settings.
+
+        An empty section takes the credentials from settings; without them the channel
+        is off (`SwitchedOff`, one log line; see bot.channels.enabled).
+        """
+        credentials = channel_credentials(CHANNEL_NAME, credentials)
+        if credentials is None:
+            return SwitchedOff(CHANNEL_NAME)
         return cls(
             access_token=str(credentials.get("access_token") or ""),
             secret_token=str(credentials.get("secret_token") or ""),

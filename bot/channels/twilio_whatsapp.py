@@ -6,7 +6,9 @@ Twilio's blocking HTTP client inside Sanic's event loop, and prints buttons as
 `RequestValidator`, sends through the REST API with aiohttp, shows buttons as a numbered
 list and turns a typed "2" or the option's words back into the button's payload.
 
-credentials.yml::
+The committed credentials.yml leaves this channel's section empty, and the channel reads
+the same variables from settings (bot/channels/enabled.py); spelled out, the section is
+(credentials.yml)::
 
     bot.channels.twilio_whatsapp.TwilioWhatsAppInput:
       account_sid: ${TWILIO_ACCOUNT_SID}
@@ -23,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
-from rasa.core.channels.channel import OutputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.core.channels.twilio import TwilioInput
 from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
@@ -32,6 +34,7 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
 from bot.channels.buttons import ButtonMemory, numbered_message, resolve_reply
+from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
@@ -163,11 +166,15 @@ class TwilioWhatsAppInput(TwilioInput):
         return CHANNEL_NAME
 
     @classmethod
-    def from_credentials(cls, credentials: dict[str, Any] | None) -> TwilioInput:
-        """Build the channel from its credentials.yml section."""
-        if not credentials:
-            cls.raise_missing_credentials_exception()
-        credentials = credentials or {}  # for type checkers: the line above raises
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        """Build the channel from its credentials.yml section, else from settings.
+
+        An empty section takes the credentials from settings; without them the channel
+        is off (`SwitchedOff`, one log line; see bot.channels.enabled).
+        """
+        credentials = channel_credentials(CHANNEL_NAME, credentials)
+        if credentials is None:
+            return SwitchedOff(CHANNEL_NAME)
         return cls(
             account_sid=str(credentials.get("account_sid") or ""),
             auth_token=str(credentials.get("auth_token") or ""),

@@ -8,7 +8,9 @@ turns text and interactive replies into Rasa messages, ignores delivery statuses
 replies with aiohttp: up to 3 buttons as reply buttons, up to 10 as a list, more as a numbered
 text that a typed "2" or the option's words resolve back to the payload.
 
-credentials.yml::
+The committed credentials.yml leaves this channel's section empty, and the channel reads
+the same variables from settings (bot/channels/enabled.py); spelled out, the section is
+(credentials.yml)::
 
     bot.channels.whatsapp.WhatsAppCloudInput:
       access_token: ${WHATSAPP_ACCESS_TOKEN}
@@ -45,6 +47,7 @@ from bot.channels.buttons import (
     numbered_message,
     resolve_reply,
 )
+from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
@@ -358,10 +361,14 @@ class WhatsAppCloudInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
-        """Build the channel from its credentials.yml section."""
-        if not credentials:
-            cls.raise_missing_credentials_exception()
-        credentials = credentials or {}  # for type checkers: the line above raises
+        """Build the channel from its credentials.yml section, else from settings.
+
+        An empty section takes the credentials from settings; without them the channel
+        is off (`SwitchedOff`, one log line; see bot.channels.enabled).
+        """
+        credentials = channel_credentials(CHANNEL_NAME, credentials)
+        if credentials is None:
+            return SwitchedOff(CHANNEL_NAME)
         return cls(
             access_token=str(credentials.get("access_token") or ""),
             app_secret=str(credentials.get("app_secret") or ""),
