@@ -340,3 +340,15 @@ def test_rest_conversation_is_reported_as_not_reachable(console: RasaStack) -> N
     delivery = handoff.send_staff_reply(conversation, "Hello from the clinic", NURSE)
     assert delivery == handoff.Delivery(False, handoff.REST_ONLY)
     assert _staff_messages(console, conversation) == []
+
+
+def test_command_line_says_why_a_reply_was_not_sent(console: RasaStack, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bot.handoff reply` exits 1 with the reason; `take` on it pauses the bot anyway."""
+    conversation = f"rest:{uuid.uuid4().hex[:8]}"
+    console.say(conversation, "hello")
+    assert handoff.main(["reply", conversation, "--by", NURSE, "Hello from the clinic"]) == 1
+    assert handoff.REST_ONLY in capsys.readouterr().out
+    assert handoff.main(["take", conversation, "--by", NURSE]) == 0
+    assert "paused for this conversation all the same" in capsys.readouterr().out
+    assert console.tracker(conversation)["slots"]["human_takeover"] is True
+    assert console.say(conversation, "what is sciatica") == []
