@@ -29,10 +29,10 @@ from actions.common import conversation_id, latest_intent
 from bot.clock import now
 from bot.profile import get_profile
 from bot.records import save_booking
-from bot.storage.repository import ValidationError
 from bot.validation import (
     TIME_OPTIONS,
     Invalid,
+    ValidationError,
     clean_description,
     clean_email,
     clean_name,

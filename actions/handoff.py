@@ -7,6 +7,7 @@ slot (see bot/handoff.py); `HumanTakeoverPolicy` then keeps the bot silent.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
@@ -29,7 +30,17 @@ def _contact(tracker: Tracker) -> Dict[str, Any]:
         "contact_name": tracker.get_slot("full_name"),
         "contact_phone": tracker.get_slot("phone"),
         "contact_consented": True,
+        "contact_consent_at": _consent_at(tracker),
     }
+
+
+def _consent_at(tracker: Tracker) -> Optional[datetime]:
+    """When the patient agreed to their contact details being stored (slot `consent_at`)."""
+    value = tracker.get_slot("consent_at")
+    try:
+        return datetime.fromisoformat(value) if value else now()
+    except (TypeError, ValueError):
+        return now()
 
 
 class ActionRequestHuman(Action):
