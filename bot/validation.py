@@ -44,6 +44,8 @@ MAX_COMMENT = 2000
 MAX_FEEDBACK_COMMENT = 500  # what the feedback action keeps of a typed comment
 MAX_STAFF_NAME = 100
 MAX_ERROR = 2000
+MAX_TOPICS = 1000  # a conversation summary's comma-separated topic keys
+MAX_SEARCH_TEXT = 20_000  # a conversation summary's patient text, for staff search
 
 ALLOWED_CONTROL = frozenset({"\n", "\r", "\t"})
 PHONE_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
