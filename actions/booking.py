@@ -384,8 +384,8 @@ class ActionSubmitBooking(Action):
             )
             return _reset()
         dispatcher.utter_message(
-            text=f"Thank you, {tracker.get_slot('full_name')}. Your request has been sent to "
-            f"{profile.practice_name}. Your reference is {saved.reference}. "
+            text=f"Thank you, {tracker.get_slot('full_name')}. Your request is saved in the "
+            f"{profile.practice_name} staff inbox. Your reference is {saved.reference}. "
             "Our staff will contact you to confirm a time."
         )
         dispatcher.utter_message(

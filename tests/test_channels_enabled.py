@@ -31,7 +31,8 @@ def test_production_turns_rest_off_unless_it_has_a_token(tmp_path: Path, monkeyp
     from bot.settings import get_settings
 
     for name, value in {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "r" * 32, "STAFF_TOKEN": "s" * 32,
-                        "ACTION_SERVER_SECRET": "a" * 32, "SPOOL_KEY": Fernet.generate_key().decode()}.items():
+                        "ACTION_SERVER_SECRET": "a" * 32, "SPOOL_KEY": Fernet.generate_key().decode(),
+                        "SMTP_HOST": "smtp.clinic.test", "NOTIFY_EMAIL_TO": "reception@clinic.test"}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     written = yaml.safe_load(write_credentials(tmp_path / "c.yml", env={}).read_text(encoding="utf-8"))
