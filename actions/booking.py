@@ -31,10 +31,10 @@ from bot.clock import now
 from bot.practical import outside_hours_warning
 from bot.profile import get_profile
 from bot.records import save_booking
-from bot.storage.repository import ValidationError
 from bot.validation import (
     TIME_OPTIONS,
     Invalid,
+    ValidationError,
     clean_description,
     clean_email,
     clean_name,
@@ -463,8 +463,8 @@ class ActionSubmitBooking(Action):
             )
             return _reset()
         dispatcher.utter_message(
-            text=f"Thank you, {tracker.get_slot('full_name')}. Your request has been sent to "
-            f"{profile.practice_name}. Your reference is {saved.reference}. "
+            text=f"Thank you, {tracker.get_slot('full_name')}. Your request is saved in the "
+            f"{profile.practice_name} staff inbox. Your reference is {saved.reference}. "
             "Our staff will contact you to confirm a time."
         )
         dispatcher.utter_message(

@@ -10,6 +10,7 @@ hours nothing promises a reply in the chat.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
@@ -33,7 +34,17 @@ def _contact(tracker: Tracker) -> Dict[str, Any]:
         "contact_name": tracker.get_slot("full_name"),
         "contact_phone": tracker.get_slot("phone"),
         "contact_consented": True,
+        "contact_consent_at": _consent_at(tracker),
     }
+
+
+def _consent_at(tracker: Tracker) -> Optional[datetime]:
+    """When the patient agreed to their contact details being stored (slot `consent_at`)."""
+    value = tracker.get_slot("consent_at")
+    try:
+        return datetime.fromisoformat(value) if value else now()
+    except (TypeError, ValueError):
+        return now()
 
 
 async def hand_over(

@@ -27,16 +27,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from bot import spool
 from bot.settings import get_settings
+from bot.storage.bookings import BookingRecord
 from bot.storage.database import DatabaseUnavailable, abandon_when, is_data_error
+from bot.storage.handoffs import HandoffRecord
 from bot.storage.offload import DatabaseStalled, run_blocking
-from bot.storage.repository import (
-    MAX_EXCERPT,
-    BookingRecord,
-    HandoffRecord,
-    Repository,
-    ValidationError,
-    clean_excerpt,
-)
+from bot.storage.repository import Repository
+from bot.validation import MAX_EXCERPT, ValidationError, clean_excerpt
 
 logger = logging.getLogger(__name__)
 _append_lock = threading.Lock()  # held only for a file append or the final merge
@@ -64,13 +60,24 @@ def _repo() -> Repository:
 
 
 def _operations() -> Dict[str, Callable[..., Any]]:
+    """What each record kind calls, with the staff channels enabled in settings now.
+
+    Storage writes an outbox row for the channels it is given; which are switched on is
+    decided here, by `bot.notify.config`, also for records replayed from the spool.
+    """
+    from bot.notify.config import enabled_channels
+
     repo = _repo()
+    channels = enabled_channels(get_settings())
     return {
-        "booking": repo.create_booking_request,
-        "handoff": repo.create_handoff,
-        "red_flag": repo.record_red_flag,
+        "booking": functools.partial(repo.create_booking_request, notify_channels=channels),
+        "handoff": functools.partial(repo.create_handoff, notify_channels=channels),
+        "red_flag": functools.partial(repo.record_red_flag, notify_channels=channels),
         "feedback": repo.record_feedback,
     }
+
+
+_TIMES = ("consent_given_at", "contact_consent_at")
 
 
 def _encode(kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -78,9 +85,18 @@ def _encode(kwargs: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _decode(kind: str, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    if kind == "booking" and isinstance(kwargs.get("consent_given_at"), str):
-        kwargs["consent_given_at"] = datetime.fromisoformat(kwargs["consent_given_at"])
+    for key in _TIMES:
+        if isinstance(kwargs.get(key), str):
+            kwargs[key] = datetime.fromisoformat(kwargs[key])
     return kwargs
+
+
+def flag_details(flags: Sequence[str]) -> Dict[str, List[str]]:
+    """Each known flag's ``[tier, category]`` from the safety data (`data/safety/flags.yml`)."""
+    from bot.safety.data import get_safety_data
+
+    known = get_safety_data().flags
+    return {f: [known[f].tier, known[f].category] for f in flags if f in known}
 
 
 def _spool(kind: str, kwargs: Dict[str, Any]) -> None:
@@ -296,6 +312,7 @@ async def save_red_flag(
                 "message": message,
                 "tier": tier,
                 "categories": list(categories),
+                "flag_details": flag_details(flags),
             },
         )
         return True

@@ -86,6 +86,8 @@ class Settings:
     db_operation_timeout_seconds: float = 4.0
     spool_flush_seconds: float = 30.0
     spool_key: str = ""
+    console_url: str = "http://127.0.0.1:8090"
+    retention_days: int = 365
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
     )
@@ -165,6 +167,8 @@ class Settings:
             db_operation_timeout_seconds=float(_get(env, "DB_OPERATION_TIMEOUT_SECONDS", "4") or 4),
             spool_flush_seconds=float(_get(env, "SPOOL_FLUSH_SECONDS", "30") or 30),
             spool_key=_get(env, "SPOOL_KEY"),
+            console_url=(_get(env, "CONSOLE_URL") or "http://127.0.0.1:8090").rstrip("/"),
+            retention_days=int(_get(env, "RETENTION_DAYS", "365") or 365),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
             else cls().allowed_origins,
@@ -198,6 +202,8 @@ class Settings:
         )
         if min(timeouts) <= 0:
             raise SettingsError("DB_*_TIMEOUT_SECONDS and SPOOL_FLUSH_SECONDS must be > 0")
+        if self.retention_days < 1:
+            raise SettingsError("RETENTION_DAYS must be 1 or more")
         if self.spool_key:
             from cryptography.fernet import Fernet
 
@@ -226,6 +232,11 @@ class Settings:
             raise SettingsError(
                 "SPOOL_KEY must be set when BOT_ENV=production: conversations and bookings kept "
                 "during a database outage are encrypted with it"
+            )
+        if not ((self.smtp_host and self.notify_email_to) or self.webhook_url):
+            raise SettingsError(
+                "BOT_ENV=production needs a staff notification route besides the console inbox: "
+                "email (SMTP_HOST and NOTIFY_EMAIL_TO) or a webhook (NOTIFY_WEBHOOK_URL)"
             )
         if self.webhook_url and len(self.webhook_secret) < 16:
             raise SettingsError("NOTIFY_WEBHOOK_SECRET must be 16+ characters in production")

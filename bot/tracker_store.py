@@ -16,6 +16,9 @@ that matter to a clinic:
   too long) is a bad record, not an outage and never an exit (Rasa's `session_scope`
   takes any ValueError for a missing schema and calls `sys.exit`): it is kept in memory,
   logged without personal data, and if it was spooled it is quarantined and staff alerted.
+* After a conversation is stored, its row in `conversation_summaries` (the staff
+  console's list) is brought up to date in the background (`bot.storage.summaries`):
+  a summary never slows or fails a save.
 * Rasa's SQL event broker in the same database uses the same `events` table name and
   corrupts the store: that configuration is refused.
 """
@@ -48,6 +51,7 @@ from bot.log_privacy import install_log_privacy
 from bot.settings import Settings, get_settings
 from bot.storage.database import DatabaseUnavailable, create_engine_for, is_data_error, redacted_url
 from bot.storage.offload import DatabaseStalled, run_blocking
+from bot.storage.summaries import SummaryWriter
 
 logger = logging.getLogger(__name__)
 CONNECT_ATTEMPTS = 3
@@ -156,6 +160,7 @@ class ClinicTrackerStore(SQLTrackerStore):
         self.engine.dispose()
         self.engine = create_engine_for(self.url)
         self.sessionmaker = sessionmaker(bind=self.engine)
+        self.summaries = SummaryWriter(self.engine)
         self._check_schema()
         self._warn_about_unassigned_spool(root)
         self._load_spool()
@@ -193,6 +198,7 @@ class ClinicTrackerStore(SQLTrackerStore):
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        await asyncio.to_thread(self.summaries.close)
         self.engine.dispose()
 
     # -- blocking database work (worker threads) ------------------------------------------
@@ -297,6 +303,7 @@ class ClinicTrackerStore(SQLTrackerStore):
                     return
             else:
                 self._settle(sender_id, tracker, None)
+                self.summaries.submit(sender_id)
         self._report_flushed()
 
     async def flush_pending(self) -> int:
@@ -313,6 +320,7 @@ class ClinicTrackerStore(SQLTrackerStore):
                         break
                     continue
                 self._settle(sender_id, tracker, None)
+                self.summaries.submit(sender_id)
                 stored += 1
         if stored:
             logger.warning("stored %d conversation(s) kept during a database outage", stored)
@@ -475,6 +483,7 @@ class ClinicTrackerStore(SQLTrackerStore):
             if sender_id in self._pending:
                 self._pending[sender_id] = tracker
                 self._settle(sender_id, tracker, None)
+        self.summaries.submit(sender_id)
         if self._pending:
             self._start_flusher()
             self._wake_flusher()  # the database answers: store the rest now

@@ -1,8 +1,14 @@
-"""Checks for what patients type into the booking and call-back forms.
+"""Every limit and text, phone and email rule for what patients give us, in one place.
 
-Pure functions, no Rasa: each returns the cleaned value, or raises `Invalid` with the
-friendly sentence the form says before asking again. Hostile input (very long text,
-control characters, markup, emoji in a name) gets a clear re-ask, never a crash.
+Two readers, one set of rules. The forms (`actions/booking.py`) call the `clean_*`
+functions: pure, no Rasa, each returns the cleaned value or raises `Invalid` with the
+friendly sentence the form says before asking again; hostile input (very long text,
+control characters, markup, emoji in a name) gets a clear re-ask, never a crash. Storage
+(`bot.storage`) calls the `check_*` functions on the same limits before it writes a row
+and raises `ValidationError` naming the field, so nothing the forms accept is refused
+by the database layer and nothing they refuse can be stored by another caller.
+Context text that must never make a record fail (a red-flag excerpt, a comment) goes
+through `clean_excerpt` instead. Imports nothing of the project: every layer may use it.
 """
 
 from __future__ import annotations
@@ -16,10 +22,34 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+# --- limits (characters) -------------------------------------------------------------
 MAX_NAME = 100
+MAX_PHONE_INPUT = 40  # as typed, before it becomes E.164
+MAX_PHONE_E164 = 16
+MAX_EMAIL = 254
+MAX_PAIN_AREA_INPUT = 60
+MAX_BODY_PART = 100
 MAX_TIMES = 200
 MAX_DESCRIPTION = 1000
 MIN_DESCRIPTION = 3
+MAX_CONVERSATION_ID = 255
+MAX_IDEMPOTENCY_KEY = 128
+MAX_CHANNEL = 50
+MAX_EXCERPT = 500
+MAX_FLAGS = 500
+MAX_CATEGORIES = 200
+MAX_REASON = 500
+MAX_TOPIC = 200
+MAX_COMMENT = 2000
+MAX_FEEDBACK_COMMENT = 500  # what the feedback action keeps of a typed comment
+MAX_STAFF_NAME = 100
+MAX_ERROR = 2000
+MAX_TOPICS = 1000  # a conversation summary's comma-separated topic keys
+MAX_SEARCH_TEXT = 20_000  # a conversation summary's patient text, for staff search
+
+ALLOWED_CONTROL = frozenset({"\n", "\r", "\t"})
+PHONE_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+KEY = re.compile(r"^[a-z0-9_]{1,64}$")  # flag and category keys such as cauda_equina
 EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
@@ -45,6 +75,21 @@ TIME_OPTIONS = ["Weekday mornings", "Weekday afternoons", "Saturday morning", "A
 
 class Invalid(ValueError):
     """Input that cannot be accepted; `str(exc)` is what the patient is told."""
+
+
+class ValidationError(ValueError):
+    """Input storage must not keep; `field` names the offending argument.
+
+    Args:
+        field: The argument (and usually the form slot) that was wrong.
+        message: What was wrong, in words an action can adapt for the patient.
+    """
+
+    def __init__(self, field: str, message: str):
+        """Keep the field name apart so an action can re-ask for that slot."""
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 def _clean(text: object, limit: int) -> str:
@@ -78,7 +123,7 @@ def clean_name(text: object) -> str:
 
 def clean_phone(text: object, region: str) -> str:
     """A phone number in E.164: local numbers of `region`, or international with +."""
-    value = PHONE_PREFIX.sub("", _clean(text, 40)).strip()
+    value = PHONE_PREFIX.sub("", _clean(text, MAX_PHONE_INPUT)).strip()
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
@@ -105,7 +150,7 @@ def display_phone(e164: str) -> str:
 
 def clean_email(text: object) -> Optional[str]:
     """An email address, or None when the patient skips it."""
-    value = _clean(text, 254)
+    value = _clean(text, MAX_EMAIL)
     lowered = value.lower().strip(" .!")
     if lowered in SKIP_WORDS:
         return None
@@ -117,7 +162,7 @@ def clean_email(text: object) -> Optional[str]:
 
 def clean_pain_area(text: object) -> str:
     """Where it hurts: "lower back", "knee" or "both"."""
-    value = re.sub(r"[^\w\s-]", "", _clean(text, 60).lower()).strip()
+    value = re.sub(r"[^\w\s-]", "", _clean(text, MAX_PAIN_AREA_INPUT).lower()).strip()
     for area, words in BODY_PARTS.items():
         if value in words:
             return area
@@ -184,7 +229,113 @@ def clean_description(text: object) -> str:
     return value
 
 
-def clean_comment(text: str, limit: int = 500) -> str:
+def clean_comment(text: str, limit: int = MAX_FEEDBACK_COMMENT) -> str:
     """An optional free-text comment: control characters dropped, cut to `limit`."""
     kept = "".join(c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c) != "Cc" or c == "\n")
     return kept.strip()[:limit]
+
+
+# --- storage-side checks (raise ValidationError naming the field) ---------------------
+
+
+def _control_chars(value: str, allow: frozenset[str]) -> bool:
+    return any(unicodedata.category(ch) == "Cc" and ch not in allow for ch in value)
+
+
+def check_text(
+    field: str,
+    value: object,
+    max_len: int,
+    *,
+    multiline: bool = False,
+    required: bool = True,
+) -> Optional[str]:
+    """Return `value` stripped, or None when optional and empty.
+
+    Raises:
+        ValidationError: Missing when required, not text, longer than `max_len`,
+            control characters (newlines and tabs only when `multiline`), or
+            characters that are not valid UTF-8 (unpaired surrogates).
+    """
+    if value is None:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be text, not {type(value).__name__}")
+    text: str = value.strip()
+    if not text:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    if len(text) > max_len:
+        raise ValidationError(field, f"is too long ({len(text)} characters, at most {max_len})")
+    if _control_chars(text, ALLOWED_CONTROL if multiline else frozenset()):
+        raise ValidationError(field, "contains control characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(field, "contains characters that are not valid text") from exc
+    return text
+
+
+def check_required(field: str, value: object, max_len: int, *, multiline: bool = False) -> str:
+    """Like `check_text`, for a field that must be given."""
+    result = check_text(field, value, max_len, multiline=multiline, required=True)
+    assert result is not None
+    return result
+
+
+def check_phone(field: str, value: object, *, required: bool = True) -> Optional[str]:
+    """Return an E.164 phone number (what `clean_phone` produces), or None if optional."""
+    text = check_text(field, value, MAX_PHONE_E164, required=required)
+    if text is not None and not PHONE_E164.match(text):
+        raise ValidationError(field, "must be in international format, e.g. +441632960123")
+    return text
+
+
+def check_email(field: str, value: object) -> Optional[str]:
+    """Return an email address by the forms' rule (`EMAIL`), or None when not given."""
+    text = check_text(field, value, MAX_EMAIL, required=False)
+    if text is not None and not EMAIL.match(text):
+        raise ValidationError(field, "is not an email address")
+    return text
+
+
+def check_aware(field: str, value: object) -> datetime:
+    """Return `value` if it is a timezone-aware datetime."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(field, "must be a timezone-aware datetime")
+    return value
+
+
+def check_keys(field: str, values: object, example: str) -> list[str]:
+    """Return one or more distinct lower-case keys (flags, categories), order kept."""
+    keys = [] if isinstance(values, str) or values is None else list(dict.fromkeys(values))  # type: ignore[call-overload]
+    if not keys or any(not KEY.match(str(key)) for key in keys):
+        raise ValidationError(field, f"must be one or more keys like {example!r}")
+    return [str(key) for key in keys]
+
+
+def clean_excerpt(value: Optional[str], max_len: int) -> str:
+    """Make context text safe to store: no control characters, at most `max_len` long.
+
+    Newlines and tabs survive; NUL and other control characters and unpaired
+    surrogates are dropped; text over the limit ends in an ellipsis.
+
+    Args:
+        value: Text as typed by the patient (or produced by the bot).
+        max_len: Maximum length of the result, ellipsis included.
+
+    Returns:
+        The cleaned, stripped, possibly truncated text ('' for None).
+    """
+    if not value:
+        return ""
+    cleaned = str(value).encode("utf-8", "ignore").decode("utf-8")
+    cleaned = "".join(
+        ch for ch in cleaned if unicodedata.category(ch) != "Cc" or ch in ALLOWED_CONTROL
+    ).strip()
+    if len(cleaned) > max_len:
+        cleaned = cleaned[: max_len - 1].rstrip() + "…"
+    return cleaned

@@ -65,6 +65,9 @@ def test_every_flag_in_one_message_is_named_and_stored(repo: Repository) -> None
     assert "numbness around your groin, bottom or between your legs" in said
     assert "weakness in your legs that is getting worse" in said
     assert set(repo.unacknowledged_red_flags()[0].flags) == {"saddle_numbness", "leg_weakness"}
+    [alert] = repo.unacknowledged_red_flags()
+    per_flag = {(f.flag, f.tier, f.category) for f in repo.alert_flags(alert.id)}
+    assert per_flag == {("saddle_numbness", "emergency", "back_knee"), ("leg_weakness", "emergency", "back_knee")}
 
 
 def test_suicidal_thoughts_get_the_crisis_response_with_an_offer_of_a_person(repo: Repository) -> None:

@@ -28,7 +28,7 @@ class Notifier(Protocol):
 
         Args:
             kind: ``booking``, ``handoff`` or ``red_flag``.
-            payload: The outbox payload (see `bot.storage.repository.*_payload`).
+            payload: The outbox payload (see `bot.storage.bookings.booking_payload` and the like).
             delivery_id: The outbox row id; receivers use it to drop duplicates.
         """
         ...

@@ -1,7 +1,7 @@
 """Which staff notification channels are switched on, decided in one place.
 
 Email is on when both SMTP_HOST and NOTIFY_EMAIL_TO are set; the webhook is on when
-NOTIFY_WEBHOOK_URL is set. The repository asks this when it writes outbox rows and
+NOTIFY_WEBHOOK_URL is set. `bot.records` asks this for the outbox rows it has storage write, and
 the outbox asks it when it builds notifiers, so the two can never disagree. No I/O.
 """
 

@@ -41,6 +41,7 @@ class EmailNotifier:
         timeout: Seconds to wait for the server on each operation.
         ssl_context: TLS settings; default verifies the server certificate against
             the system trust store (tests pass one trusting their own certificate).
+        console_url: The staff console's base URL, for the link in each message.
     """
 
     channel = EMAIL
@@ -57,6 +58,7 @@ class EmailNotifier:
         starttls: bool = True,
         timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        console_url: str = "",
     ):
         """Check and keep the connection settings; nothing connects until `send`."""
         if not host or not recipients:
@@ -74,6 +76,7 @@ class EmailNotifier:
         self.starttls = starttls
         self.timeout = timeout
         self.ssl_context = ssl_context
+        self.console_url = console_url
 
     @classmethod
     def from_settings(
@@ -90,13 +93,14 @@ class EmailNotifier:
             starttls=settings.smtp_starttls,
             timeout=settings.notify_timeout_seconds,
             ssl_context=ssl_context,
+            console_url=settings.console_url,
         )
 
     def build_message(
         self, kind: str, payload: Mapping[str, Any], delivery_id: int | str
     ) -> EmailMessage:
         """Return the email staff will receive (useful for previews and tests)."""
-        subject, body = render_text(kind, payload)
+        subject, body = render_text(kind, payload, self.console_url)
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = self.sender

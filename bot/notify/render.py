@@ -2,7 +2,8 @@
 
 Kept apart from the SMTP code so the wording can be read, reviewed and tested without
 a mail server. Only the reference, alert id or hand-off id goes into the subject line;
-patient details stay in the body.
+patient details stay in the body. Each notification links to its page in the staff
+console (CONSOLE_URL), where staff see it whether or not a notification arrived.
 """
 
 from __future__ import annotations
@@ -37,6 +38,27 @@ _ALERT_ADVICE = {
 }
 
 
+CONSOLE_PATHS = {
+    "booking": ("booking_id", "/queue/bookings/{}", "/queue"),
+    "handoff": ("handoff_id", "/queue/handoffs/{}", "/queue"),
+    "red_flag": ("alert_id", "/alerts/{}", "/alerts"),
+}
+"""Notification kind -> (payload id key, console page of one item, page of the list)."""
+
+
+def console_link(kind: str, payload: Mapping[str, Any], console_url: str) -> str | None:
+    """The console page staff open for this notification (None for system problems).
+
+    An item without an id (an alert kept during a database outage) links to its list.
+    """
+    if not console_url or kind not in CONSOLE_PATHS:
+        return None
+    key, item_path, list_path = CONSOLE_PATHS[kind]
+    item = payload.get(key)
+    path = item_path.format(int(item)) if isinstance(item, int) and not isinstance(item, bool) else list_path
+    return console_url.rstrip("/") + path
+
+
 def _alert_label(payload: Mapping[str, Any]) -> str:
     """CRISIS, EMERGENCY or URGENT: what the subject line leads with."""
     categories = payload.get("categories") or ()
@@ -45,13 +67,15 @@ def _alert_label(payload: Mapping[str, Any]) -> str:
     return "URGENT" if payload.get("tier") == "urgent" else "EMERGENCY"
 
 
-def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
+def render_text(kind: str, payload: Mapping[str, Any], console_url: str = "") -> tuple[str, str]:
     """Return the subject and plain-text body staff receive for one notification.
 
     Args:
         kind: ``booking``, ``handoff``, ``red_flag`` or ``system`` (a problem of the
             assistant itself, e.g. its database is unreachable).
         payload: The outbox payload.
+        console_url: The staff console's base URL (CONSOLE_URL); the body links to the
+            item's page there. Empty: no link.
 
     Returns:
         ``(subject, body)``.
@@ -139,5 +163,8 @@ def render_text(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
         lines = _lines(payload, [("Problem", "problem"), ("Error", "error"), ("Effect", "effect")])
     else:
         raise ValueError(f"unknown notification kind {kind!r}")
+    link = console_link(kind, payload, console_url) if kind != "system" else None
+    if link:
+        lines += ["", f"Open it in the staff console: {link}"]
     lines += ["", "-- ", "Sent by the clinic assistant. Do not reply to this message."]
     return subject, "\n".join(lines) + "\n"

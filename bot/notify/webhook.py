@@ -23,6 +23,7 @@ import requests
 
 from bot.notify.base import NotificationError
 from bot.notify.config import WEBHOOK
+from bot.notify.render import console_link
 from bot.settings import Settings
 
 SIGNATURE_HEADER = "X-Clinic-Signature"
@@ -90,10 +91,18 @@ def verify_request(
 
 
 def encode_body(
-    kind: str, payload: Mapping[str, Any], delivery_id: int | str, timestamp: int
+    kind: str,
+    payload: Mapping[str, Any],
+    delivery_id: int | str,
+    timestamp: int,
+    console_url: str = "",
 ) -> bytes:
-    """Return the exact bytes that are POSTed (and signed) for one notification."""
+    """Return the exact bytes that are POSTed (and signed) for one notification.
+
+    ``console_link`` is the item's page in the staff console (null without one).
+    """
     envelope = {
+        "console_link": console_link(kind, payload, console_url),
         "event": f"{kind}.created",
         "kind": kind,
         "delivery_id": delivery_id,
@@ -119,6 +128,7 @@ class WebhookNotifier:
         retries: Extra attempts within one `send`.
         backoff_seconds: Pause before the first retry; doubles each time.
         sleep: Pause function (tests may pass a no-op).
+        console_url: The staff console's base URL, for the link in each body.
     """
 
     channel = WEBHOOK
@@ -132,6 +142,7 @@ class WebhookNotifier:
         retries: int = 2,
         backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        console_url: str = "",
     ):
         """Check and keep the endpoint settings; nothing is sent until `send`."""
         if not url:
@@ -146,6 +157,7 @@ class WebhookNotifier:
         self.retries = max(retries, 0)
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
+        self.console_url = console_url
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookNotifier:
@@ -155,6 +167,7 @@ class WebhookNotifier:
             settings.webhook_secret,
             timeout=settings.notify_timeout_seconds,
             retries=settings.notify_webhook_retries,
+            console_url=settings.console_url,
         )
 
     def send(
@@ -166,7 +179,7 @@ class WebhookNotifier:
             NotificationError: Every attempt failed, or the receiver refused it.
         """
         timestamp = int(time.time())
-        body = encode_body(kind, payload, delivery_id, timestamp)
+        body = encode_body(kind, payload, delivery_id, timestamp, self.console_url)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,

@@ -92,7 +92,8 @@ def compose(
         return reply
     reply.texts.extend(_alert_texts(medical, data, fill))
     reply.texts.append(
-        "I've let our clinic staff know. If it's not an emergency, you can also call the "
+        "I've put this in our clinic staff's inbox for review. If it's not an emergency, you can "
+        "also call the "
         f"clinic: {fill['phone']}."
     )
     reply.buttons = extra

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bot.notify import verify_signature
+from bot.notify.config import enabled_channels
 from bot.notify.email import EmailNotifier
 from bot.notify.outbox import deliver_pending, deliver_pending_async
 from bot.notify.webhook import WebhookNotifier
@@ -123,8 +124,8 @@ def test_settings_switch_on_both_channels(
         }
     )
     repo = Repository(database, settings=settings)
-    fields = booking_fields()
-    booking = repo.create_booking_request(**fields)  # channels from settings
+    fields = booking_fields(notify_channels=enabled_channels(settings))
+    booking = repo.create_booking_request(**fields)
 
     report = deliver_pending(repository=repo)
 

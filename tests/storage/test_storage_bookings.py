@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, inspect, select
 
-from bot.settings import Settings, SettingsError
-from bot.storage import repository as repository_module
+from bot.storage import bookings as bookings_module
 from bot.storage.database import Database
 from bot.storage.models import BookingRequest, NotificationOutbox
 from bot.storage.repository import (
@@ -100,7 +99,7 @@ def test_reference_collision_draws_a_new_reference(
 ) -> None:
     first = repo.create_booking_request(**booking_fields())
     draws = iter([first.reference, "BK-22222"])
-    monkeypatch.setattr(repository_module, "new_reference", lambda: next(draws))
+    monkeypatch.setattr(bookings_module, "new_reference", lambda: next(draws))
 
     second = repo.create_booking_request(**booking_fields())
 
@@ -126,49 +125,31 @@ def test_outbox_rows_are_written_with_the_booking(
     assert [row.id for row in repo.pending_notifications()] == [row.id for row in rows]
 
 
-def test_default_channels_follow_settings(
-    database: Database, booking_fields: Fields
+def test_outbox_rows_only_for_the_channels_the_caller_names(
+    repo: Repository, booking_fields: Fields
 ) -> None:
     fields = booking_fields()
     del fields["notify_channels"]
 
-    nothing = Repository(database, settings=Settings.from_env({"BOT_ENV": "test"}))
-    quiet = nothing.create_booking_request(**fields)
-    assert nothing.notifications_for("booking", quiet.id) == []
-    assert nothing.get_booking(quiet.reference) is not None
+    quiet = repo.create_booking_request(**fields)
+    assert repo.notifications_for("booking", quiet.id) == []
+    assert repo.get_booking(quiet.reference) is not None
 
-    both = Repository(
-        database,
-        settings=Settings.from_env(
-            {
-                "BOT_ENV": "test",
-                "SMTP_HOST": "127.0.0.1",
-                "NOTIFY_EMAIL_TO": "reception@clinic.test",
-                "NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/hook",
-                "NOTIFY_WEBHOOK_SECRET": "a-long-enough-test-secret",
-            }
-        ),
+    loud = repo.create_booking_request(
+        **{**fields, "idempotency_key": "k2", "notify_channels": ("webhook", "email")}
     )
-    loud = both.create_booking_request(**{**fields, "idempotency_key": "k2"})
-    assert [row.channel for row in both.notifications_for("booking", loud.id)] == [
-        "email",
+    assert [row.channel for row in repo.notifications_for("booking", loud.id)] == [
         "webhook",
+        "email",
     ]
 
 
-def test_webhook_without_secret_is_refused_before_saving(
-    database: Database, booking_fields: Fields
+def test_unknown_channel_is_refused_before_saving(
+    repo: Repository, database: Database, booking_fields: Fields
 ) -> None:
-    fields = booking_fields()
-    del fields["notify_channels"]
-    unsigned = Repository(
-        database,
-        settings=Settings.from_env(
-            {"BOT_ENV": "test", "NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/"}
-        ),
-    )
-    with pytest.raises(SettingsError):
-        unsigned.create_booking_request(**fields)
+    with pytest.raises(ValidationError) as caught:
+        repo.create_booking_request(**booking_fields(notify_channels=("sms",)))
+    assert caught.value.field == "notify_channels"
     assert count(database, BookingRequest) == 0
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import datetime
 
+import pytest
+from sqlalchemy import select
+
+from bot.storage.database import Database
+from bot.storage.models import UTC, RedFlagAlertFlag
 from bot.storage.repository import MAX_EXCERPT, NotFound, Repository, ValidationError
 
 
@@ -143,3 +148,87 @@ def test_feedback_is_recorded_with_clean_comment(repo: Repository) -> None:
     assert bad.comment is not None
     assert bad.comment.startswith("<script>x</script> wrong address 🚗")
     assert len(bad.comment) == 2000
+
+
+def test_alert_keeps_one_row_per_flag_with_its_tier_and_category(
+    repo: Repository, database: Database
+) -> None:
+    alert = repo.record_red_flag(
+        conversation_id="c-flags",
+        flags=["saddle_numbness", "fever_with_back_pain", "suicidal_thoughts"],
+        message="numb down there, a fever, and I want to end it",
+        tier="emergency",
+        categories=["back_knee", "crisis"],
+        flag_details={
+            "saddle_numbness": ["emergency", "back_knee"],
+            "fever_with_back_pain": ["urgent", "back_knee"],
+            "suicidal_thoughts": ["emergency", "crisis"],
+        },
+    )
+
+    with database.session_scope() as session:
+        rows = session.execute(
+            select(RedFlagAlertFlag.flag, RedFlagAlertFlag.tier, RedFlagAlertFlag.category)
+            .where(RedFlagAlertFlag.alert_id == alert.id)
+            .order_by(RedFlagAlertFlag.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("saddle_numbness", "emergency", "back_knee"),
+        ("fever_with_back_pain", "urgent", "back_knee"),
+        ("suicidal_thoughts", "emergency", "crisis"),
+    ]
+    assert [f.flag for f in repo.alert_flags(alert.id)] == [
+        "saddle_numbness",
+        "fever_with_back_pain",
+        "suicidal_thoughts",
+    ]
+
+
+def test_alert_flag_without_details_takes_the_alerts_tier_and_category(
+    repo: Repository,
+) -> None:
+    alert = repo.record_red_flag(
+        conversation_id="c-old",
+        flags=["hot_swollen_joint"],
+        message="my knee is hot and swollen",
+        tier="urgent",
+        categories=["back_knee"],
+    )
+
+    [flag] = repo.alert_flags(alert.id)
+    assert (flag.flag, flag.tier, flag.category) == ("hot_swollen_joint", "urgent", "back_knee")
+
+
+def test_callback_contact_details_keep_their_consent_time(repo: Repository) -> None:
+    consented = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
+    handoff = repo.create_handoff(
+        conversation_id="c-consent",
+        reason="out of hours",
+        within_hours=False,
+        callback_requested=True,
+        contact_name="Sam Lee",
+        contact_phone="+441632960999",
+        contact_consented=True,
+        contact_consent_at=consented,
+    )
+    assert handoff.contact_consent_at == consented
+
+    defaulted = repo.create_handoff(
+        conversation_id="c-consent-now",
+        reason="out of hours",
+        within_hours=False,
+        callback_requested=True,
+        contact_phone="+441632960998",
+        contact_consented=True,
+    )
+    assert defaulted.contact_consent_at is not None
+    assert defaulted.contact_consent_at >= defaulted.created_at
+
+    anonymous = repo.create_handoff(
+        conversation_id="c-no-contact",
+        reason="asked for a human",
+        within_hours=True,
+        contact_consented=True,
+        contact_consent_at=consented,
+    )
+    assert anonymous.contact_consent_at is None  # nothing stored, no consent time

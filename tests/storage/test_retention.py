@@ -1,0 +1,170 @@
+"""Retention and "forget this patient": nothing of that patient is left anywhere, others untouched.
+
+Real databases (SQLite and PostgreSQL), Rasa's own `events` table written by the tracker
+store, real spool files; every table is queried afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot import spool
+from bot.settings import get_settings
+from bot.storage.database import Database
+from bot.storage.models import UTC, ConversationNote, NluCorrection, StatusChange, utcnow
+from bot.storage.repository import Repository
+from bot.storage.retention import PLACES, forget, main, purge
+from bot.storage.summaries import refresh
+from bot.tracker_store import ClinicTrackerStore
+
+A, B = "web:patientaaa", "web:patientbbb"
+PHONE_A, PHONE_B = "+6591111111", "+6592222222"
+TABLES = {
+    "events": "sender_id",
+    "conversation_summaries": "conversation_id",
+    "conversation_notes": "conversation_id",
+    "nlu_corrections": "conversation_id",
+    "booking_requests": "conversation_id",
+    "handoff_requests": "conversation_id",
+    "red_flag_alerts": "conversation_id",
+    "answer_feedback": "conversation_id",
+}
+
+
+def store_url(database: Database) -> str:
+    if database.schema:
+        return f"{database.url}?options=-csearch_path%3D{database.schema}"
+    return database.url
+
+
+def rows_of(database: Database, who: str, phone: str) -> dict[str, int]:
+    """Every place where this patient could be, and how many rows/files of them are there."""
+    found: dict[str, int] = {}
+    with database.session_scope() as session:
+        for table, column in TABLES.items():
+            found[table] = int(session.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE {column} = :w"), {"w": who}).scalar_one())
+        found["red_flag_alert_flags"] = int(session.execute(sa.text(
+            "SELECT count(*) FROM red_flag_alert_flags f JOIN red_flag_alerts a ON a.id = f.alert_id "
+            "WHERE a.conversation_id = :w"), {"w": who}).scalar_one())
+        orphans = int(session.execute(sa.text(
+            "SELECT count(*) FROM red_flag_alert_flags WHERE alert_id NOT IN (SELECT id FROM red_flag_alerts)"
+        )).scalar_one())
+        found["orphan_flags"] = orphans
+        payloads = list(session.execute(sa.text("SELECT payload FROM notification_outbox")).scalars())
+        found["outbox_payloads"] = sum(1 for p in payloads if who in p or phone in p)
+        found["status_history"] = int(session.execute(sa.text(
+            "SELECT count(*) FROM status_history WHERE note = :w"), {"w": who}).scalar_one())
+    root = get_settings().data_dir / "spool"
+    files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    found["spool_files"] = sum(1 for p in files if p.stem == spool.reference(who))
+    found["spool_records"] = sum(
+        1 for p in files if p.suffix == ".jsonl"
+        for line in p.read_bytes().splitlines() if line.strip() and who in spool.unseal(line)
+    )
+    return found
+
+
+def nothing(found: dict[str, int]) -> bool:
+    return all(count == 0 for count in found.values())
+
+
+@pytest.fixture()
+def seeded(database: Database, booking_fields: Callable[..., dict[str, Any]]) -> Database:
+    """Two patients with data in every place."""
+    store = ClinicTrackerStore(domain=Domain.empty(), url=store_url(database))
+    repo = Repository(database)
+    for who, phone in ((A, PHONE_A), (B, PHONE_B)):
+        tracker = DialogueStateTracker.from_events(
+            who, [ActionExecuted("action_listen"), UserUttered(f"my knee, {who}")], []
+        )
+        store._save_sync(tracker, __import__("threading").Event())
+        booking = repo.create_booking_request(**booking_fields(
+            conversation_id=who, phone_e164=phone, idempotency_key=f"{who}:1", notify_channels=("email",)))
+        handoff = repo.create_handoff(
+            conversation_id=who, reason="call me", within_hours=False, callback_requested=True,
+            contact_phone=phone, contact_consented=True, notify_channels=("webhook",))
+        repo.record_red_flag(conversation_id=who, flags=["saddle_numbness", "leg_weakness"], message=who,
+                             notify_channels=("email",))
+        repo.record_feedback(conversation_id=who, topic="sciatica", helpful=False, comment=who)
+        with database.session_scope() as session:
+            refresh(session, who, frozenset())
+            session.add(ConversationNote(conversation_id=who, author_name="Kim", body=who))
+            session.add(NluCorrection(conversation_id=who, message_timestamp="1", text=who, created_by_name="Kim"))
+            for kind, ref in (("booking", booking.id), ("handoff", handoff.id)):
+                session.add(StatusChange(kind=kind, ref_id=ref, to_status="contacted", by_name="Kim", note=who))
+        folder = get_settings().data_dir / "spool" / "trackers" / "somedb"
+        spool.write_private(folder / f"{spool.reference(who)}.json", spool.seal(json.dumps({"sender_id": who})))
+        records = get_settings().data_dir / "spool" / "records" / "somedb" / "pending.jsonl"
+        line = json.dumps({"kind": "feedback", "kwargs": {"conversation_id": who, "topic": "x", "comment": who}})
+        spool.append_private(records, spool.seal(line) + b"\n")
+    store.engine.dispose()
+    return database
+
+
+def test_every_place_is_seeded(seeded: Database) -> None:
+    found = rows_of(seeded, A, PHONE_A)
+    assert all(found[place] >= 1 for place in found if place != "orphan_flags"), found
+
+
+def test_forget_by_phone_leaves_nothing_of_that_patient(seeded: Database) -> None:
+    before_b = rows_of(seeded, B, PHONE_B)
+
+    report = forget(phone=PHONE_A, database=seeded)
+
+    assert nothing(rows_of(seeded, A, PHONE_A))
+    assert rows_of(seeded, B, PHONE_B) == before_b
+    assert report.conversations == 1
+    assert report.deleted["booking_requests"] == 1 and report.deleted["red_flag_alert_flags"] == 2
+    assert report.deleted["events"] == 2 and report.deleted["spool_files"] == 1
+    assert report.deleted["spool_records"] == 1 and report.deleted["notification_outbox"] == 3
+    assert set(report.deleted) == set(PLACES)
+
+
+def test_forget_by_conversation_id(seeded: Database) -> None:
+    forget(conversation_id=B, database=seeded)
+    assert nothing(rows_of(seeded, B, PHONE_B))
+    assert rows_of(seeded, A, PHONE_A)["booking_requests"] == 1
+
+
+def test_purge_deletes_what_is_older_than_the_limit_only(seeded: Database) -> None:
+    old = utcnow() - timedelta(days=400)
+    with seeded.session_scope() as session:
+        session.execute(sa.text("UPDATE events SET timestamp = :t WHERE sender_id = :w"),
+                        {"t": old.timestamp(), "w": A})
+        for table in ("booking_requests", "handoff_requests", "red_flag_alerts", "answer_feedback"):
+            session.execute(sa.text(f"UPDATE {table} SET created_at = :t WHERE conversation_id = :w"),
+                            {"t": old if seeded.engine.dialect.name != "sqlite" else old.replace(tzinfo=None),
+                             "w": A})
+    before_b = rows_of(seeded, B, PHONE_B)
+
+    report = purge(365, database=seeded, now=datetime.now(UTC))
+
+    assert report.conversations == 1
+    found = rows_of(seeded, A, PHONE_A)
+    assert nothing(found), found
+    assert rows_of(seeded, B, PHONE_B) == before_b
+
+
+def test_command_prints_the_report(
+    seeded: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", store_url(seeded))
+    get_settings.cache_clear()
+    from bot.storage.database import _databases
+
+    _databases.clear()
+    assert main(["forget", "--phone", PHONE_A]) == 0
+    out = capsys.readouterr().out
+    assert "forget: 1 conversation(s)" in out and "  booking_requests: 1" in out
+    assert main(["purge", "--days", "30"]) == 0
+    assert "purge: 0 conversation(s)" in capsys.readouterr().out
