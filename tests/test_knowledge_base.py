@@ -13,7 +13,7 @@ from bot.profile import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-INTENTS = set(DOMAIN["intents"])
+INTENTS = {i if isinstance(i, str) else next(iter(i)) for i in DOMAIN["intents"]}
 ARTICLE = ROOT / "data" / "source" / "lower-back-and-knee-pain-treatment.txt"
 
 
