@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install browser migrate train run shell validate test eval eval-safety bench lint clean
+.PHONY: install browser migrate train run shell validate test eval eval-safety bench lint audit clean
 
 # Create the virtualenv and install the pinned dependencies (again when the pins change).
 install: $(STAMP)
@@ -73,6 +73,15 @@ bench: train
 lint: install
 	$(BIN)/ruff check bot actions tests
 	$(BIN)/mypy bot actions
+
+# Known vulnerabilities in the lock file (pip-audit in its own virtualenv: its dependencies
+# do not fit Rasa's pins). Says plainly when no vulnerability database is reachable (exit 2).
+AUDIT_VENV := .venv-audit
+audit:
+	@test -x $(AUDIT_VENV)/bin/pip-audit || { $(PYTHON) -m venv $(AUDIT_VENV) && \
+	  $(AUDIT_VENV)/bin/pip install --quiet "pip-audit==2.7.3"; } || \
+	  { echo "could not install pip-audit from PyPI"; exit 2; }
+	@$(PYTHON) -m bot.audit --pip-audit $(AUDIT_VENV)/bin/pip-audit --requirements constraints.txt
 
 clean:
 	rm -rf results .pytest_cache

@@ -25,7 +25,6 @@ the same variables from settings (bot/channels/enabled.py); spelled out, the sec
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -51,6 +50,7 @@ from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
+from bot.channels.messaging import LoopSession, same_secret
 from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
@@ -115,16 +115,7 @@ class BotApiClient:
         """
         self._token = access_token
         self._base_url = api_base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._session: aiohttp.ClientSession | None = None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session_loop is not loop:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            self._session_loop = loop
-        return self._session
+        self._http = LoopSession(timeout_seconds)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "<token>") if self._token else text
@@ -155,7 +146,7 @@ class BotApiClient:
     async def _call_once(self, method: str, params: Mapping[str, Any] | None) -> Any:
         url = f"{self._base_url}/bot{self._token}/{method}"
         try:
-            async with self._get_session().post(url, json=dict(params or {})) as answer:
+            async with self._http.get().post(url, json=dict(params or {})) as answer:
                 status = answer.status
                 try:
                     body = await answer.json(content_type=None)
@@ -179,10 +170,7 @@ class BotApiClient:
 
     async def close(self) -> None:
         """Close the session if it belongs to the running loop."""
-        session, self._session = self._session, None
-        same_loop = self._session_loop is asyncio.get_running_loop()
-        if session is not None and not session.closed and same_loop:
-            await session.close()
+        await self._http.close()
 
 
 def sender_id_for(chat_id: int | str) -> str:
@@ -403,7 +391,7 @@ class TelegramInput(InputChannel):
     def is_authentic(self, request: Request) -> bool:
         """Constant-time check of the secret header Telegram sends with every update."""
         supplied = request.headers.get(SECRET_HEADER, "")
-        return hmac.compare_digest(supplied.encode("utf-8"), self.secret_token.encode("utf-8"))
+        return same_secret(supplied, self.secret_token)
 
     async def set_webhook(self) -> None:
         """Check the bot's username, then register the webhook with the secret token.

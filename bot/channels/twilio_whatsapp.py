@@ -38,6 +38,7 @@ from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
+from bot.channels.messaging import LoopSession
 from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 
@@ -77,30 +78,18 @@ class TwilioWhatsAppOutput(OutputChannel):
         base_url = api_base_url.rstrip("/")
         self.messages_url = f"{base_url}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._auth = aiohttp.BasicAuth(account_sid, auth_token)
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._http = LoopSession(timeout_seconds)
         self._memory = memory
-        self._session: aiohttp.ClientSession | None = None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session_loop is not loop:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            self._session_loop = loop
-        return self._session
 
     async def close(self) -> None:
         """Close the session if it belongs to the running loop."""
-        session, self._session = self._session, None
-        same_loop = self._session_loop is asyncio.get_running_loop()
-        if session is not None and not session.closed and same_loop:
-            await session.close()
+        await self._http.close()
 
     async def _create(self, fields: Mapping[str, str]) -> str | None:
         """POST one message; return its SID, or None after logging Twilio's error."""
         data = {"From": self.twilio_number, **fields}
         try:
-            async with self._get_session().post(self.messages_url, data=data, auth=self._auth) as answer:
+            async with self._http.get().post(self.messages_url, data=data, auth=self._auth) as answer:
                 status = answer.status
                 body = await answer.json(content_type=None)
         except (asyncio.TimeoutError, aiohttp.ClientError, ValueError) as error:  # noqa: UP041

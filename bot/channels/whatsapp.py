@@ -51,6 +51,7 @@ from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
+from bot.channels.messaging import LoopSession, same_secret
 from bot.channels.replay import ReplayGuard
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
@@ -110,16 +111,7 @@ class GraphClient:
         self._token = access_token
         base_url, version = api_base_url.rstrip("/"), api_version.strip("/")
         self.messages_url = f"{base_url}/{version}/{phone_number_id}/messages"
-        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._session: aiohttp.ClientSession | None = None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session_loop is not loop:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            self._session_loop = loop
-        return self._session
+        self._http = LoopSession(timeout_seconds)
 
     async def send(self, message: Mapping[str, Any]) -> str | None:
         """POST one message object; return its `wamid`.
@@ -129,7 +121,7 @@ class GraphClient:
         """
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
-            async with self._get_session().post(
+            async with self._http.get().post(
                 self.messages_url, json=dict(message), headers=headers
             ) as answer:
                 status = answer.status
@@ -155,10 +147,7 @@ class GraphClient:
 
     async def close(self) -> None:
         """Close the session if it belongs to the running loop."""
-        session, self._session = self._session, None
-        same_loop = self._session_loop is asyncio.get_running_loop()
-        if session is not None and not session.closed and same_loop:
-            await session.close()
+        await self._http.close()
 
 
 def sender_id_for(wa_id: str) -> str:
@@ -426,7 +415,7 @@ class WhatsAppCloudInput(InputChannel):
         """Constant-time check of `X-Hub-Signature-256` over the raw body."""
         supplied = request.headers.get(SIGNATURE_HEADER, "")
         expected = signature_for(request.body or b"", self.app_secret)
-        return hmac.compare_digest(supplied.encode("utf-8"), expected.encode("utf-8"))
+        return same_secret(supplied, expected)
 
     def _text_of(self, message: Mapping[str, Any], sender_id: str) -> tuple[str, bool] | None:
         """(text, trusted) Rasa should receive for one message, None for types it cannot handle.
@@ -513,9 +502,7 @@ class WhatsAppCloudInput(InputChannel):
             mode = request.args.get("hub.mode", "")
             token = request.args.get("hub.verify_token", "")
             challenge = request.args.get("hub.challenge", "")
-            if mode == "subscribe" and hmac.compare_digest(
-                token.encode("utf-8"), self.verify_token.encode("utf-8")
-            ):
+            if mode == "subscribe" and same_secret(token, self.verify_token):
                 return response.text(challenge)
             logger.warning("Rejected a WhatsApp webhook verification with a wrong token")
             return response.text("Forbidden", status=403)
