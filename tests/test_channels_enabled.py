@@ -30,7 +30,7 @@ def test_a_channel_is_on_only_when_all_its_variables_are_set(tmp_path: Path) -> 
 def test_production_turns_rest_off_unless_it_has_a_token(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from bot.settings import get_settings
 
-    for name, value in {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "r" * 32, "STAFF_TOKEN": "s" * 32,
+    for name, value in {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "r" * 32,
                         "ACTION_SERVER_SECRET": "a" * 32, "SPOOL_KEY": Fernet.generate_key().decode()}.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

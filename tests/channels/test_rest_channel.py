@@ -218,7 +218,7 @@ def test_production_needs_a_token_for_rest(
 ) -> None:
     monkeypatch.setenv("BOT_ENV", "production")
     monkeypatch.setenv("SPOOL_KEY", Fernet.generate_key().decode())
-    for name in ("RASA_AUTH_TOKEN", "STAFF_TOKEN", "ACTION_SERVER_SECRET"):
+    for name in ("RASA_AUTH_TOKEN", "ACTION_SERVER_SECRET"):
         monkeypatch.setenv(name, "p" * 32)
     get_settings.cache_clear()
     off = post(rest_server, {"sender": "pat", "message": "hello"})
