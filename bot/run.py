@@ -1,4 +1,4 @@
-"""Start the whole assistant on this machine: action server, Rasa, web demo, notifier.
+"""Start the whole assistant on this machine: action server, Rasa, web demo, notifier, console.
 
 `make run` calls this after installing, migrating and training. The addresses come from
 settings (`RASA_HOST`, `ACTIONS_HOST`, `WEB_HOST`, all 127.0.0.1 by default). Rasa's HTTP
@@ -59,6 +59,8 @@ def commands(settings: Settings, rasa_port: int, actions_port: int, web_port: in
         "web": [sys.executable, "-m", "bot.web.serve", "--host", settings.web_host,
                 "--port", str(web_port), "--rasa-url", f"http://{settings.rasa_host}:{rasa_port}"],
         "notifier": [sys.executable, "-m", "bot.notify.outbox", "--every", "60"],
+        "console": [sys.executable, "-m", "bot.console", "serve", "--host", settings.console_host,
+                    "--port", str(settings.console_port)],
     }
 
 
@@ -109,7 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(
         f"\nAssistant starting: chat at http://{settings.web_host}:{args.web_port}/ (demo clinic "
         f"page), Rasa at http://{settings.rasa_host}:{args.rasa_port}, actions at "
-        f"http://{settings.actions_host}:{args.actions_port}. Ctrl-C stops.\n",
+        f"http://{settings.actions_host}:{args.actions_port}, staff console at "
+        f"http://{settings.console_host}:{settings.console_port}/ (first admin: python -m "
+        f"bot.console create-user --role admin ...). Ctrl-C stops.\n",
         flush=True,
     )
     stopping = False
