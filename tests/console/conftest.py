@@ -1,6 +1,7 @@
-"""Fixtures for the staff console: a migrated database with sample clinic data, the app
-served by a real uvicorn server in a thread, and `requests` sessions that signed in through
-the login form like a browser does.
+"""Fixtures for the staff console: sample data, a real server, signed-in sessions.
+
+A migrated database with sample clinic data, the app served by a real uvicorn server in a
+thread, and `requests` sessions that signed in through the login form like a browser does.
 
 The reply box's `bot.handoff` functions need a running Rasa; these tests pass a recording
 stand-in (`RecordingHandoff`) that returns the contract's `Delivery` values.
