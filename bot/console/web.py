@@ -104,6 +104,7 @@ class Ctx:
             request=self.request, me=self.staff.user, csrf=self.staff.csrf, staff=self.staff,
             counts=store.inbox_counts(self.db), path=self.request.url.path,
         )
+        context.setdefault("notice", self.query("notice")[:300])
         return self.console.templates.TemplateResponse(self.request, template, context,
                                                        status_code=status)
 
@@ -116,7 +117,9 @@ class Ctx:
     def redirect(self, url: str, message: str = "") -> Response:
         """After a POST: back to a page (303), optionally with a one-line notice."""
         if message:
-            url += ("&" if "?" in url else "?") + "notice=" + quote(message)
+            path, hash_mark, fragment = url.partition("#")
+            url = (path + ("&" if "?" in path else "?") + "notice=" + quote(message)
+                   + hash_mark + fragment)
         return RedirectResponse(url, status_code=303)
 
 

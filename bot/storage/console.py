@@ -580,9 +580,10 @@ def user_names(db: Database, ids: Iterable[int | None]) -> dict[int, str]:
     if not wanted:
         return {}
     with db.session_scope() as session:
-        return dict(session.execute(
+        rows = session.execute(
             select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(wanted))
-        ).tuples().all())
+        ).all()
+        return {int(user_id): str(name) for user_id, name in rows}
 
 
 # --- inbox ----------------------------------------------------------------------------
