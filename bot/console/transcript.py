@@ -73,7 +73,18 @@ def lines(events: Iterable[dict[str, Any]], feedback: Iterable[AnswerFeedback] =
         result.append(Line("feedback", row.created_at.timestamp(), name=row.topic,
                            value=bool(row.helpful), text=row.comment or ""))
     result.sort(key=lambda line: (line.timestamp, line.event_id))
-    return result
+    # the slot and the widget's staff_joined/left marker say the same thing: keep the named one
+    return [line for i, line in enumerate(result)
+            if not (line.kind in ("takeover", "release") and not line.name
+                    and i + 1 < len(result) and result[i + 1].kind == line.kind)]
+
+
+def taken_over(transcript: list[Line]) -> bool:
+    """Whether staff hold the conversation now (the last takeover or release wins)."""
+    for line in reversed(transcript):
+        if line.kind in ("takeover", "release"):
+            return line.kind == "takeover"
+    return False
 
 
 def _user(data: dict[str, Any], timestamp: float, event_id: int,

@@ -80,7 +80,8 @@ def test_transcript_shows_intents_buttons_forms_staff_and_takeover(console: Cons
     assert "Helpful" in booking                                       # feedback
     live = session.get(f"{console.url}/conversations/{console.ids['live']}").text
     assert "Rita Tan (staff)" in live and "Which day was your MRI?" in live
-    assert "Staff took over" in live
+    assert live.count("Staff took over") == 1 and "Send reply" in live
+    assert "Take over and reply" in booking and "Send reply" not in booking
     assert ("rita", "view_conversation", console.ids["book"]) in audit_actions(console)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -73,6 +74,15 @@ def audit_log(ctx: Ctx) -> Response:
                       args=args, nav="admin")
 
 
+def _with_database(function: Any, ctx: Ctx) -> dict[str, Any]:
+    """Pass the console's database when the retention function takes one."""
+    parameters = inspect.signature(function).parameters
+    for name in ("database", "db"):
+        if name in parameters:
+            return {name: ctx.db}
+    return {}
+
+
 def _report_rows(report: Any) -> list[tuple[str, Any]]:
     """A retention report as (place, count) rows, whatever its shape."""
     counts = getattr(report, "counts", report)
@@ -96,11 +106,12 @@ def retention(ctx: Ctx) -> Response:
         what = ctx.field("what")
         if what == "purge" and ctx.field("days").isdigit() and int(ctx.field("days")) >= 1:
             days = int(ctx.field("days"))
-            report = _report_rows(module.purge(days))
+            report = _report_rows(module.purge(days, **_with_database(module.purge, ctx)))
             ctx.audit("retention_purge", "retention", None, f"older than {days} days")
         elif what == "forget" and (ctx.field("phone") or ctx.field("conversation_id")):
             report = _report_rows(module.forget(phone=ctx.field("phone") or None,
-                                                conversation_id=ctx.field("conversation_id") or None))
+                                                conversation_id=ctx.field("conversation_id") or None,
+                                                **_with_database(module.forget, ctx)))
             ctx.audit("retention_forget", "retention", None,
                       "by phone" if ctx.field("phone") else f"conversation {ctx.field('conversation_id')}")
         else:

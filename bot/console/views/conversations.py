@@ -77,8 +77,7 @@ def conversation_detail(ctx: Ctx) -> Response:
         raise store.NotFound(conversation_id)
     handoffs = store.handoffs_of(ctx.db, conversation_id)
     live = next((h for h in handoffs if h.status in ("open", "taken")), None)
-    taken = bool(live and live.status == "taken") or bool(summary and summary.taken_over
-                                                        and not live)
+    taken = transcript.taken_over(context["lines"]) or bool(live and live.status == "taken")
     ctx.audit("view_conversation", "conversation", conversation_id)
     reach = takeover.reachability(ctx.console.handoff, conversation_id) if taken else None
     notes = store.notes_for(ctx.db, conversation_id)
