@@ -104,7 +104,10 @@ def console_benchmarks(url: str, label: str, count: int, repeat: int, schema: Op
         "text search": (store.ConversationFilter(text="patient 4242 asks"), 1),
     }
     for name, (filters, page) in cases.items():
-        samples = timed(lambda f=filters, p=page: store.list_conversations(db, f, page=p), repeat)
+        def query(f: store.ConversationFilter = filters, p: int = page) -> object:
+            return store.list_conversations(db, f, page=p)
+
+        samples = timed(query, repeat)
         report(f"console {label}: {name}", samples)
     db.dispose()
 
