@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ConsoleServer, csrf_of
 from console_seed import PASSWORD
+from console_support import ConsoleServer, csrf_of
 from sqlalchemy import select, update
 
 from bot.console import auth

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ConsoleServer
 from console_seed import PASSWORD
+from console_support import ConsoleServer
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bot.settings import PROJECT_ROOT

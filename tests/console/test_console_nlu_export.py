@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import ConsoleServer, csrf_of
+from console_support import ConsoleServer, csrf_of
 
 from bot.console import transcript
 from bot.settings import PROJECT_ROOT

@@ -7,8 +7,8 @@ import json
 from datetime import timedelta
 
 import requests
-from conftest import ConsoleServer, Delivery, csrf_of
 from console_seed import XSS_IMG, XSS_SCRIPT, summary
+from console_support import ConsoleServer, Delivery, csrf_of
 from sqlalchemy import select
 
 from bot.storage import console as store
