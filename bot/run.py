@@ -20,7 +20,6 @@ else starts.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import signal
 import subprocess
@@ -52,15 +51,9 @@ def local_url(host: str, port: int, path: str = "") -> str:
     return f"http://{host}:{port}{path}"
 
 
-def console_available() -> bool:
-    """Whether this checkout has the staff console (bot.console)."""
-    return importlib.util.find_spec("bot.console") is not None
-
-
 def console_address(settings: Settings, port: Optional[int] = None) -> tuple[str, int]:
-    """Where the staff console binds (CONSOLE_HOST / CONSOLE_PORT, once bot.console has them)."""
-    host = str(getattr(settings, "console_host", "127.0.0.1"))
-    return host, port or int(getattr(settings, "console_port", 8090))
+    """Where the staff console binds (CONSOLE_HOST / CONSOLE_PORT, or --console-port)."""
+    return settings.console_host, port or settings.console_port
 
 
 def commands(settings: Settings, rasa_port: int, actions_port: int, web_port: int,
@@ -80,10 +73,9 @@ def commands(settings: Settings, rasa_port: int, actions_port: int, web_port: in
                 "--port", str(web_port), "--rasa-url", local_url(settings.rasa_host, rasa_port)],
         "notifier": [sys.executable, "-m", "bot.notify.outbox", "--every", "60"],
     }
-    if console_available():
-        host, port = console_address(settings, console_port)
-        cmds["console"] = [sys.executable, "-m", "bot.console", "serve", "--host", host,
-                           "--port", str(port)]
+    host, port = console_address(settings, console_port)
+    cmds["console"] = [sys.executable, "-m", "bot.console", "serve", "--host", host,
+                       "--port", str(port)]
     return cmds
 
 
@@ -146,8 +138,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     console_port=args.console_port)
     for name, cmd in cmds.items():
         procs[name] = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
-    console = f", staff console at {local_url(*console_address(settings, args.console_port))}" \
-        if "console" in cmds else ""
+    console = (
+        f", staff console at {local_url(*console_address(settings, args.console_port))}/ "
+        "(first admin: python -m bot.console create-user --role admin ...)"
+    )
     print(
         f"\nAssistant starting: chat at {local_url(settings.web_host, args.web_port)}/ (demo clinic "
         f"page), Rasa at {local_url(settings.rasa_host, args.rasa_port)}, actions at "

@@ -53,7 +53,6 @@ class Settings:
     database_url: str = ""
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_auth_token: str = ""
-    staff_token: str = ""
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_user: str = ""
@@ -75,6 +74,13 @@ class Settings:
     rasa_host: str = "127.0.0.1"
     actions_host: str = "127.0.0.1"
     web_host: str = "127.0.0.1"
+    console_host: str = "127.0.0.1"
+    console_port: int = 8090
+    console_url: str = "http://127.0.0.1:8090"
+    console_secure_cookies: bool = False
+    console_trusted_proxies: tuple[str, ...] = ()
+    console_idle_minutes: int = 30
+    console_session_hours: int = 12
     nlu_max_chars: int = 1_000
     full_text_max_chars: int = 20_000
     request_max_bytes: int = 64 * 1024
@@ -86,7 +92,6 @@ class Settings:
     db_operation_timeout_seconds: float = 4.0
     spool_flush_seconds: float = 30.0
     spool_key: str = ""
-    console_url: str = "http://127.0.0.1:8090"
     retention_days: int = 365
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
@@ -132,7 +137,6 @@ class Settings:
             database_url=database_url,
             rasa_url=_get(env, "RASA_URL", "http://127.0.0.1:5005"),
             rasa_auth_token=_get(env, "RASA_AUTH_TOKEN"),
-            staff_token=_get(env, "STAFF_TOKEN"),
             smtp_host=_get(env, "SMTP_HOST"),
             smtp_port=int(_get(env, "SMTP_PORT", "587") or 587),
             smtp_user=_get(env, "SMTP_USER"),
@@ -156,6 +160,15 @@ class Settings:
             rasa_host=_get(env, "RASA_HOST", "127.0.0.1") or "127.0.0.1",
             actions_host=_get(env, "ACTIONS_HOST", "127.0.0.1") or "127.0.0.1",
             web_host=_get(env, "WEB_HOST", "127.0.0.1") or "127.0.0.1",
+            console_host=_get(env, "CONSOLE_HOST", "127.0.0.1") or "127.0.0.1",
+            console_port=int(_get(env, "CONSOLE_PORT", "8090") or 8090),
+            console_url=(_get(env, "CONSOLE_URL") or "http://127.0.0.1:8090").rstrip("/"),
+            console_secure_cookies=_get(env, "CONSOLE_SECURE_COOKIES", "false").lower() == "true",
+            console_trusted_proxies=tuple(
+                p.strip() for p in _get(env, "CONSOLE_TRUSTED_PROXIES").split(",") if p.strip()
+            ),
+            console_idle_minutes=int(_get(env, "CONSOLE_IDLE_MINUTES", "30") or 30),
+            console_session_hours=int(_get(env, "CONSOLE_SESSION_HOURS", "12") or 12),
             nlu_max_chars=int(_get(env, "NLU_MAX_CHARS", "1000") or 1000),
             full_text_max_chars=int(_get(env, "FULL_TEXT_MAX_CHARS", "20000") or 20000),
             request_max_bytes=int(_get(env, "REQUEST_MAX_BYTES", "65536") or 65536),
@@ -167,7 +180,6 @@ class Settings:
             db_operation_timeout_seconds=float(_get(env, "DB_OPERATION_TIMEOUT_SECONDS", "4") or 4),
             spool_flush_seconds=float(_get(env, "SPOOL_FLUSH_SECONDS", "30") or 30),
             spool_key=_get(env, "SPOOL_KEY"),
-            console_url=(_get(env, "CONSOLE_URL") or "http://127.0.0.1:8090").rstrip("/"),
             retention_days=int(_get(env, "RETENTION_DAYS", "365") or 365),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
@@ -200,6 +212,8 @@ class Settings:
             self.db_operation_timeout_seconds,
             self.spool_flush_seconds,
         )
+        if self.console_idle_minutes < 1 or self.console_session_hours < 1:
+            raise SettingsError("CONSOLE_IDLE_MINUTES and CONSOLE_SESSION_HOURS must be 1+")
         if min(timeouts) <= 0:
             raise SettingsError("DB_*_TIMEOUT_SECONDS and SPOOL_FLUSH_SECONDS must be > 0")
         if self.retention_days < 1:
@@ -218,7 +232,6 @@ class Settings:
             return
         secrets = [
             ("RASA_AUTH_TOKEN", self.rasa_auth_token),
-            ("STAFF_TOKEN", self.staff_token),
             ("ACTION_SERVER_SECRET", self.action_server_secret),
         ]
         if self.rest_channel_token:

@@ -87,7 +87,7 @@ def test_requests_without_the_secret_are_refused(action_server: tuple[str, str, 
 
 def test_production_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     proc, url, log = _start(
-        tmp_path, BOT_ENV="production", RASA_AUTH_TOKEN="r" * 32, STAFF_TOKEN="s" * 32, ACTION_SERVER_SECRET="",
+        tmp_path, BOT_ENV="production", RASA_AUTH_TOKEN="r" * 32, ACTION_SERVER_SECRET="",
         SPOOL_KEY=Fernet.generate_key().decode(),
     )
     try:

@@ -36,7 +36,7 @@ def test_defaults_are_loopback_only() -> None:
 
 
 def test_production_needs_an_action_server_secret() -> None:
-    env = {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "r" * 32, "STAFF_TOKEN": "s" * 32,
+    env = {"BOT_ENV": "production", "RASA_AUTH_TOKEN": "r" * 32,
            "SPOOL_KEY": Fernet.generate_key().decode(),
            "SMTP_HOST": "smtp.clinic.test", "NOTIFY_EMAIL_TO": "reception@clinic.test"}
     with pytest.raises(SettingsError, match="ACTION_SERVER_SECRET"):

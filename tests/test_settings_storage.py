@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet
 from bot.settings import Settings, SettingsError
 
 PRODUCTION = {
-    "BOT_ENV": "production", "RASA_AUTH_TOKEN": "a" * 32, "STAFF_TOKEN": "b" * 32, "ACTION_SERVER_SECRET": "c" * 32,
+    "BOT_ENV": "production", "RASA_AUTH_TOKEN": "a" * 32, "ACTION_SERVER_SECRET": "c" * 32,
     "SMTP_HOST": "smtp.clinic.test", "NOTIFY_EMAIL_TO": "reception@clinic.test",
 }
 

@@ -220,7 +220,7 @@ def test_production_needs_a_token_for_rest(
     monkeypatch.setenv("SPOOL_KEY", Fernet.generate_key().decode())
     monkeypatch.setenv("SMTP_HOST", "smtp.clinic.test")
     monkeypatch.setenv("NOTIFY_EMAIL_TO", "reception@clinic.test")
-    for name in ("RASA_AUTH_TOKEN", "STAFF_TOKEN", "ACTION_SERVER_SECRET"):
+    for name in ("RASA_AUTH_TOKEN", "ACTION_SERVER_SECRET"):
         monkeypatch.setenv(name, "p" * 32)
     get_settings.cache_clear()
     off = post(rest_server, {"sender": "pat", "message": "hello"})
