@@ -12,7 +12,13 @@ from console_support import ConsoleServer, Delivery, csrf_of
 from sqlalchemy import select
 
 from bot.storage import console as store
-from bot.storage.models import AuditEntry, StatusChange, utcnow
+from bot.storage.models import (
+    AuditEntry,
+    BookingRequest,
+    ConversationSummary,
+    StatusChange,
+    utcnow,
+)
 
 
 def audit_actions(console: ConsoleServer) -> list[tuple[str, str, str | None]]:
@@ -223,7 +229,17 @@ def test_admin_creates_a_user_who_can_sign_in(console: ConsoleServer) -> None:
     assert "nina (clinician)" in audit and "view_booking" not in audit
 
 
-def test_retention_page_says_when_retention_is_missing(console: ConsoleServer) -> None:
+def test_forget_this_patient_from_the_retention_page_deletes_them_everywhere(
+    console: ConsoleServer,
+) -> None:
     admin = console.login("admin")
-    page = admin.get(console.url + "/admin/retention").text
-    assert "Delete everything older than" in page
+    url = console.url + "/admin/retention"
+    page = admin.post(url, data={"csrf": csrf_of(admin, url), "what": "forget",
+                                 "phone": "+6591234567"}).text
+    assert "Deleted" in page and "booking_requests" in page
+    with console.db.session_scope() as session:
+        assert session.get(BookingRequest, console.ids["booking"]) is None
+        assert session.get(ConversationSummary, console.ids["book"]) is None
+        assert session.get(ConversationSummary, console.ids["red"]) is not None  # others kept
+    audit = admin.get(console.url + "/admin/audit?action=retention_forget").text
+    assert "retention_forget" in audit and "+6591234567" not in audit

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +11,9 @@ from bot.console import auth
 from bot.console.views.conversations import page_number, parse_day
 from bot.console.web import Ctx, page
 from bot.storage import console as store
+from bot.storage import retention as retention_store
 from bot.storage.models import STAFF_ROLES
+from bot.storage.retention import RetentionReport
 
 
 @page("admin")
@@ -74,47 +74,31 @@ def audit_log(ctx: Ctx) -> Response:
                       args=args, nav="admin")
 
 
-def _with_database(function: Any, ctx: Ctx) -> dict[str, Any]:
-    """Pass the console's database when the retention function takes one."""
-    parameters = inspect.signature(function).parameters
-    for name in ("database", "db"):
-        if name in parameters:
-            return {name: ctx.db}
-    return {}
-
-
-def _report_rows(report: Any) -> list[tuple[str, Any]]:
-    """A retention report as (place, count) rows, whatever its shape."""
-    counts = getattr(report, "counts", report)
-    if hasattr(counts, "items"):
-        return [(str(k), v) for k, v in counts.items()]
-    if hasattr(report, "__dataclass_fields__"):
-        return [(name, getattr(report, name)) for name in report.__dataclass_fields__]
-    return [("result", report)]
+def _report_rows(report: RetentionReport) -> list[tuple[str, Any]]:
+    """A retention report as (place, count) rows for the page."""
+    return [("conversations", report.conversations), *report.deleted.items()]
 
 
 @page("admin")
 def retention(ctx: Ctx) -> Response:
     """Delete old conversations and requests, or everything about one patient."""
-    try:
-        module = importlib.import_module("bot.storage.retention")
-    except ImportError:
-        module = None
     report: list[tuple[str, Any]] | None = None
     error = ""
-    if ctx.request.method == "POST" and module is not None:
+    if ctx.request.method == "POST":
         what = ctx.field("what")
         if what == "purge" and ctx.field("days").isdigit() and int(ctx.field("days")) >= 1:
             days = int(ctx.field("days"))
-            report = _report_rows(module.purge(days, **_with_database(module.purge, ctx)))
+            report = _report_rows(retention_store.purge(days, database=ctx.db))
             ctx.audit("retention_purge", "retention", None, f"older than {days} days")
         elif what == "forget" and (ctx.field("phone") or ctx.field("conversation_id")):
-            report = _report_rows(module.forget(phone=ctx.field("phone") or None,
-                                                conversation_id=ctx.field("conversation_id") or None,
-                                                **_with_database(module.forget, ctx)))
+            report = _report_rows(retention_store.forget(
+                phone=ctx.field("phone") or None,
+                conversation_id=ctx.field("conversation_id") or None,
+                database=ctx.db,
+            ))
             ctx.audit("retention_forget", "retention", None,
                       "by phone" if ctx.field("phone") else f"conversation {ctx.field('conversation_id')}")
         else:
             error = "Give a number of days (1 or more), or a phone number or conversation id."
-    return ctx.render("retention.html", available=module is not None, report=report,
+    return ctx.render("retention.html", report=report,
                       error=error, nav="admin")
