@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from bot.storage.models import AnswerFeedback
+from bot.storage.tracker_events import is_external
 
 HIDDEN_SLOTS = {"requested_slot", "session_started_metadata"}
 HIDDEN_ACTIONS = {"action_listen", "action_session_start"}
@@ -49,6 +50,8 @@ def lines(events: Iterable[dict[str, Any]], feedback: Iterable[AnswerFeedback] =
         data = event["data"]
         kind = data.get("event") or event["type"]
         timestamp = float(data.get("timestamp") or event.get("timestamp") or 0.0)
+        if kind == "user" and is_external(data):
+            continue  # a staff action (take over, reply, release), shown by its bot message
         if kind == "user":
             line = _user(data, timestamp, event["id"], last_buttons)
             result.append(line)
@@ -74,9 +77,12 @@ def lines(events: Iterable[dict[str, Any]], feedback: Iterable[AnswerFeedback] =
                            value=bool(row.helpful), text=row.comment or ""))
     result.sort(key=lambda line: (line.timestamp, line.event_id))
     # the slot and the widget's staff_joined/left marker say the same thing: keep the named one
-    return [line for i, line in enumerate(result)
-            if not (line.kind in ("takeover", "release") and not line.name
-                    and i + 1 < len(result) and result[i + 1].kind == line.kind)]
+    def doubled(i: int, line: Line) -> bool:
+        neighbours = result[max(i - 1, 0):i] + result[i + 1:i + 2]
+        return line.kind in ("takeover", "release") and not line.name and any(
+            other.kind == line.kind and other.name for other in neighbours)
+
+    return [line for i, line in enumerate(result) if not doubled(i, line)]
 
 
 def taken_over(transcript: list[Line]) -> bool:

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.storage.models import UTC, ConversationSummary
-from bot.storage.tracker_events import EVENTS, decode
+from bot.storage.tracker_events import EVENTS, decode, is_external
 from bot.validation import MAX_SEARCH_TEXT, MAX_TOPICS
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,8 @@ def fold(
             if state["last_event_at"] is None or when > state["last_event_at"]:
                 state["last_event_at"] = when
         kind = event.get("event")
+        if kind == "user" and is_external(event):
+            continue  # a staff action, not a patient message
         if kind == "user":
             state["turns"] += 1
             if when is not None:

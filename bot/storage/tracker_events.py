@@ -9,6 +9,7 @@ here with SQLAlchemy Core instead of reaching into Rasa.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,3 +31,13 @@ def decode(data: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def is_external(event: Mapping[str, Any]) -> bool:
+    """Whether a user event was triggered through Rasa's API (a staff action), not typed.
+
+    Staff take-over, replies and release reach the conversation as `trigger_intent` user
+    events (`metadata.is_external`, Rasa's IS_EXTERNAL); they are not patient messages.
+    """
+    metadata = event.get("metadata")
+    return isinstance(metadata, dict) and bool(metadata.get("is_external"))

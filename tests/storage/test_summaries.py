@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUtt
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.storage.database import Database
-from bot.storage.models import ConversationSummary
+from bot.storage.models import UTC, ConversationSummary
 from bot.storage.summaries import Summary, backfill, channel_of, empty, fold, main
 from bot.tracker_store import ClinicTrackerStore
 
@@ -123,6 +124,16 @@ def test_takeover_is_the_current_state_and_other_flags_stay() -> None:
     assert raised(taken) == {"taken_over", "handoff"}
     assert raised(released) == {"handoff"}
     assert released.events_seen == 3
+
+
+def test_staff_actions_triggered_through_rasa_are_not_patient_turns() -> None:
+    staff = {**user("EXTERNAL: staff_reply", "staff_reply", at=T0 + 5), "metadata": {"is_external": True}}
+    summary = folded(user("what is sciatica", "ask_sciatica", at=T0), staff,
+                     bot("Hello, I'm Rita", {"kind": "staff", "name": "Rita"}, at=T0 + 6))
+    assert summary.turns == 1
+    assert "EXTERNAL" not in summary.search_text
+    assert summary.last_user_message_at == datetime.fromtimestamp(T0, UTC)
+    assert raised(summary) == {"staff_replied"}
 
 
 def test_a_red_flag_and_a_crisis_in_one_message_raise_both() -> None:
