@@ -17,19 +17,17 @@ import sys
 from typing import List, MutableMapping, Optional, Sequence
 
 from bot.action_auth import action_server_secret
-from bot.settings import Settings, get_settings
+from bot.settings import Settings, get_settings, rasa_api_token
 
 
 def api_token(settings: Settings) -> str:
-    """The HTTP API token: RASA_AUTH_TOKEN, or a generated development one under var/."""
-    if settings.rasa_auth_token:
-        return settings.rasa_auth_token
+    """The HTTP API token: RASA_AUTH_TOKEN, or the development one, generated if missing."""
     path = settings.data_dir / "rasa-auth-token"
-    if not path.exists():
+    if not settings.rasa_auth_token and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
         path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
+    return rasa_api_token(settings)
 
 
 def rasa_argv(argv: Sequence[str], settings: Settings) -> List[str]:
