@@ -19,14 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_env_file_fills_only_variables_that_are_not_set(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(
-        "# comment\nSTAFF_TOKEN=from-dotenv\nRASA_AUTH_TOKEN='quoted value'\nSMTP_HOST=dotenv-host\n"
+        "# comment\nNOTIFY_EMAIL_TO=from-dotenv\nRASA_AUTH_TOKEN='quoted value'\nSMTP_HOST=dotenv-host\n"
         "SMTP_PASSWORD=pa$word${HOME}\n",
         encoding="utf-8",
     )
     environ = {"SMTP_HOST": "shell-host"}
     added = load_env_file(env_file, environ)
     assert environ["SMTP_HOST"] == "shell-host"  # already set: kept
-    assert environ["STAFF_TOKEN"] == "from-dotenv"
+    assert environ["NOTIFY_EMAIL_TO"] == "from-dotenv"
     assert environ["RASA_AUTH_TOKEN"] == "quoted value"
     assert environ["SMTP_PASSWORD"] == "pa$word${HOME}"  # taken literally, like systemd's EnvironmentFile
     assert "SMTP_HOST" not in added
@@ -37,12 +37,12 @@ def test_get_settings_reads_the_project_env_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env_file = tmp_path / ".env"
-    env_file.write_text("STAFF_TOKEN=staff-token-from-dotenv\n", encoding="utf-8")
+    env_file.write_text("NOTIFY_EMAIL_TO=reception-from-dotenv@clinic.test\n", encoding="utf-8")
     monkeypatch.setattr("bot.settings.ENV_FILE", env_file)
-    monkeypatch.delenv("STAFF_TOKEN", raising=False)
+    monkeypatch.delenv("NOTIFY_EMAIL_TO", raising=False)
     get_settings.cache_clear()
-    assert get_settings().staff_token == "staff-token-from-dotenv"
-    monkeypatch.delenv("STAFF_TOKEN")  # load_env_file put it in os.environ
+    assert get_settings().notify_email_to == "reception-from-dotenv@clinic.test"
+    monkeypatch.delenv("NOTIFY_EMAIL_TO")  # load_env_file put it in os.environ
 
 
 def _project_copy(tmp_path: Path) -> Path:
