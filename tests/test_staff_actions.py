@@ -7,12 +7,15 @@ staff reply can reach; out of hours nothing promises a reply in the chat.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+import yaml
 
 from actions.handoff import ActionRequestHuman
 from actions.staff import ActionRelayStaffReply, ActionStaffJoined, ActionStaffLeft
+from bot.profile import PROFILE_PATH, get_profile
 from bot.settings import get_settings
 from bot.storage.migrate import upgrade
 from tests.actions_helpers import run, slot_events, texts, tracker
@@ -50,11 +53,22 @@ def test_a_staff_reply_without_text_says_nothing() -> None:
 
 
 @pytest.fixture()
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Opening-hours clock set per test; the database the handoff request is stored in."""
+def clock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """Opening-hours clock per test, on the profile with its hours confirmed; a database.
+
+    Unconfirmed hours are never used to say when staff are in, so the wording in and out of
+    hours is only reached with confirmed ones.
+    """
+    profile = yaml.safe_load(PROFILE_PATH.read_text(encoding="utf-8"))
+    profile["opening_hours"]["status"] = "confirmed"
+    confirmed = tmp_path / "confirmed_profile.yml"
+    confirmed.write_text(yaml.safe_dump(profile), encoding="utf-8")
+    monkeypatch.setenv("PRACTICE_PROFILE", str(confirmed))
+    get_profile.cache_clear()
     upgrade()
     yield monkeypatch
     get_settings.cache_clear()
+    get_profile.cache_clear()
 
 
 def _ask_for_a_person(channel: str, clock_value: str, monkeypatch: pytest.MonkeyPatch, **slots: object) -> str:
