@@ -11,7 +11,12 @@ Revises: 0004_console
 
 from __future__ import annotations
 
+import logging
+
 from alembic import op
+from sqlalchemy.exc import DBAPIError
+
+logger = logging.getLogger(__name__)
 
 revision: str = "0005_console"
 down_revision: str | None = "0004_console"
@@ -20,10 +25,24 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Create the extension (once per database, in public) and the index."""
-    if op.get_bind().dialect.name != "postgresql":
+    """Create the extension (once per database, in public) and the index.
+
+    A database role that may not create extensions still migrates: search then scans,
+    and a warning says how to add the index later.
+    """
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
         return
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+    try:
+        with bind.begin_nested():
+            bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+    except DBAPIError:
+        logger.warning(
+            "pg_trgm could not be created (needs a role allowed to CREATE EXTENSION): the "
+            "console's text search works without its index; create the extension and run "
+            "this migration again (downgrade to 0004_console, upgrade) for faster search"
+        )
+        return
     op.execute(
         "CREATE INDEX IF NOT EXISTS ix_conversation_summaries_search_trgm ON conversation_summaries "
         "USING gin (lower(search_text) public.gin_trgm_ops)"
