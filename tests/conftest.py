@@ -135,6 +135,23 @@ class RasaStack:
         return self.logs[name].read_text(encoding="utf-8", errors="replace")
 
 
+def confirmed_profile(tmp: Path) -> Path:
+    """The shipped practice profile with its opening hours confirmed, written under `tmp`.
+
+    Unconfirmed hours are never used to say when staff are in; tests of the wording in and
+    out of hours point PRACTICE_PROFILE at this copy.
+    """
+    import yaml
+
+    from bot.profile import PROFILE_PATH
+
+    profile = yaml.safe_load(PROFILE_PATH.read_text(encoding="utf-8"))
+    profile["opening_hours"]["status"] = "confirmed"
+    path = tmp / "confirmed_profile.yml"
+    path.write_text(yaml.safe_dump(profile), encoding="utf-8")
+    return path
+
+
 def start_stack(
     tmp: Path,
     model: Path,

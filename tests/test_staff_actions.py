@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import yaml
 
 from actions.handoff import ActionRequestHuman
 from actions.staff import ActionRelayStaffReply, ActionStaffJoined, ActionStaffLeft
-from bot.profile import PROFILE_PATH, get_profile
+from bot.profile import get_profile
 from bot.settings import get_settings
 from bot.storage.migrate import upgrade
 from tests.actions_helpers import run, slot_events, texts, tracker
+from tests.conftest import confirmed_profile
 
 NURSE = [{"entity": "staff_name", "value": "Nurse Lee"}]
 OPEN = "2026-11-30T10:00:00+08:00"  # Monday morning
@@ -59,11 +59,7 @@ def clock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.Mo
     Unconfirmed hours are never used to say when staff are in, so the wording in and out of
     hours is only reached with confirmed ones.
     """
-    profile = yaml.safe_load(PROFILE_PATH.read_text(encoding="utf-8"))
-    profile["opening_hours"]["status"] = "confirmed"
-    confirmed = tmp_path / "confirmed_profile.yml"
-    confirmed.write_text(yaml.safe_dump(profile), encoding="utf-8")
-    monkeypatch.setenv("PRACTICE_PROFILE", str(confirmed))
+    monkeypatch.setenv("PRACTICE_PROFILE", str(confirmed_profile(tmp_path)))
     get_profile.cache_clear()
     upgrade()
     yield monkeypatch

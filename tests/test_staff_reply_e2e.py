@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from bot import handoff
 from bot.settings import get_settings
 from tests.channels.harness import PATIENT_WA_ID, PHONE_NUMBER_ID
-from tests.conftest import RasaStack, start_stack
+from tests.conftest import RasaStack, confirmed_profile, start_stack
 from tests.standins.telegram_api import TelegramBotApiStandIn, text_update
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.whatsapp_graph import WhatsAppGraphStandIn, text_notification
@@ -87,6 +87,7 @@ class Relay:
             credentials=CREDENTIALS,
             extra_env={
                 "CLINIC_CLOCK": IN_HOURS,
+                "PRACTICE_PROFILE": str(confirmed_profile(tmp)),
                 "TELEGRAM_ACCESS_TOKEN": self.telegram_token,
                 "TELEGRAM_SECRET_TOKEN": self.telegram_secret,
                 "TELEGRAM_API_BASE_URL": self.telegram.base_url,
