@@ -185,9 +185,13 @@ def stack(make_stack: Callable[..., Stack]) -> Stack:
     return make_stack()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium through Playwright (no downloaded browsers)."""
+    """Debian's headless Chromium through Playwright (no downloaded browsers).
+
+    Per module: Playwright's sync API keeps an event loop running in this thread while it
+    is open, which would break `asyncio.run()` in any test collected after these.
+    """
     if not CHROMIUM.exists():
         pytest.skip("needs /usr/bin/chromium (apt-get install chromium)")
     with sync_playwright() as playwright:
