@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install browser migrate train run shell validate test eval eval-safety bench lint audit clean
+.PHONY: install browser nginx migrate train run shell validate test eval eval-safety bench lint audit clean
 
 # Create the virtualenv and install the pinned dependencies (again when the pins change).
 install: $(STAMP)
@@ -24,6 +24,10 @@ $(STAMP): requirements.txt constraints.txt
 # Debian's Chromium for the browser tests (a test tool never downloads a browser).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# Debian's nginx for the deployment layout test (tests/test_deploy_nginx.py runs it for real).
+nginx:
+	@test -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
 
 # Create or upgrade the project's tables (SQLite under var/ unless DATABASE_URL is set).
 migrate: install
@@ -51,7 +55,7 @@ validate: install
 	$(BIN)/rasa data validate
 
 # The whole test suite (trains the model once if needed).
-test: install browser train
+test: install browser nginx train
 	$(BIN)/python -m pytest
 
 # NLU on the held-out split: accuracy, macro-F1 and the confusions.
