@@ -22,6 +22,13 @@ Configure it in endpoints.yml once more than one Rasa server shares the tracker 
       key_prefix: clinic         # optional, one per assistant sharing a Redis
 
 One server (`make run`) keeps Rasa's default in-memory lock store: nothing to share.
+
+When Redis cannot be reached, a patient still gets an answer: the turn is locked in this
+server's memory instead (Rasa's `InMemoryLockStore`), which still keeps one server from
+running two turns of a conversation at once; only two servers serving the same conversation
+at the same moment are no longer kept apart. The outage is logged once as LOCK STORE DOWN
+(and its end as "lock store back"); Redis is tried again every few seconds, not on every
+message, so a stalled Redis does not make every patient wait for a time-out.
 """
 
 from __future__ import annotations
@@ -29,17 +36,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, Deque, Optional
+from contextlib import asynccontextmanager
+from typing import Any, AsyncGenerator, Deque, Optional
 
 import redis
 from rasa.core.lock import Ticket, TicketLock
-from rasa.core.lock_store import LOCK_LIFETIME, LockError, LockStore
+from rasa.core.lock_store import LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore
 from rasa.utils.endpoints import EndpointConfig
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "redis://127.0.0.1:6379/1"
 SOCKET_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 2.0
+RETRY_REDIS_AFTER_SECONDS = 5.0  # while Redis is down, locks are in memory for this long
 # the keys outlive the longest ticket a little, then Redis removes a forgotten queue itself
 KEY_GRACE_MS = 60_000
 
@@ -82,6 +92,7 @@ class AtomicRedisLockStore(LockStore):
         url: Optional[str] = None,
         key_prefix: Optional[str] = None,
         socket_timeout: float = SOCKET_TIMEOUT_SECONDS,
+        retry_redis_after: float = RETRY_REDIS_AFTER_SECONDS,
     ) -> None:
         """Connect from endpoints.yml (`url`, `key_prefix`) or from arguments."""
         kwargs: dict[str, Any] = dict(endpoint_config.kwargs) if endpoint_config else {}
@@ -90,13 +101,61 @@ class AtomicRedisLockStore(LockStore):
         if not str(key_prefix).isalnum():
             raise ValueError(f"lock store key_prefix must be letters and digits, not {key_prefix!r}")
         self.red = redis.Redis.from_url(
-            url, socket_timeout=float(kwargs.get("socket_timeout", socket_timeout))
+            url,
+            socket_timeout=float(kwargs.get("socket_timeout", socket_timeout)),
+            socket_connect_timeout=float(kwargs.get("socket_connect_timeout", CONNECT_TIMEOUT_SECONDS)),
         )
+        self.local = InMemoryLockStore()  # while Redis is unreachable
+        self._down_until = 0.0
+        self._retry_after = float(kwargs.get("retry_redis_after", retry_redis_after))
+        self.down = False
         self.key_prefix = f"{key_prefix}:lock:"
         self._issue = self.red.register_script(_ISSUE)
         self._expire = self.red.register_script(_EXPIRE)
         self._release = self.red.register_script(_RELEASE)
         super().__init__()
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        lock_lifetime: float = LOCK_LIFETIME,
+        wait_time_in_seconds: float = 1,
+    ) -> AsyncGenerator[TicketLock, None]:
+        """Rasa's ticket lock in Redis; in this server's memory while Redis is unreachable."""
+        ticket: Optional[int] = None
+        acquired: Optional[TicketLock] = None
+        try:
+            if time.monotonic() >= self._down_until:
+                try:
+                    ticket = self._take_ticket(conversation_id, lock_lifetime)
+                    acquired = await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
+                    self._came_back()
+                except redis.RedisError as error:
+                    self._went_down(error)
+            if acquired is not None:
+                yield acquired
+            else:
+                async with self.local.lock(conversation_id, lock_lifetime, wait_time_in_seconds) as local:
+                    yield local
+        finally:
+            if ticket is not None:
+                try:
+                    self.cleanup(conversation_id, ticket)
+                except redis.RedisError:
+                    pass  # the ticket expires with its lifetime
+
+    def _went_down(self, error: redis.RedisError) -> None:
+        self._down_until = time.monotonic() + self._retry_after
+        if not self.down:
+            self.down = True
+            logger.error("LOCK STORE DOWN: Redis unreachable (%s); locking in this server's memory "
+                         "until it is back", type(error).__name__)
+
+    def _came_back(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning("lock store back: Redis reachable again")
 
     def _queue(self, conversation_id: str) -> str:
         return f"{self.key_prefix}{conversation_id}"
@@ -104,18 +163,22 @@ class AtomicRedisLockStore(LockStore):
     def _counter(self, conversation_id: str) -> str:
         return f"{self.key_prefix}{conversation_id}:last"
 
-    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
-        """Take the next ticket number and queue it, in one step."""
+    def _take_ticket(self, conversation_id: str, lock_lifetime: float) -> int:
+        """Take the next ticket number and queue it, in one step (Redis errors raised)."""
         now = time.time()
         key_ms = int(lock_lifetime * 1000) + KEY_GRACE_MS
+        number = self._issue(
+            keys=[self._queue(conversation_id), self._counter(conversation_id)],
+            args=[repr(now), repr(now + lock_lifetime), key_ms],
+        )
+        return int(number)
+
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        """Take the next ticket number and queue it, in one step."""
         try:
-            number = self._issue(
-                keys=[self._queue(conversation_id), self._counter(conversation_id)],
-                args=[repr(now), repr(now + lock_lifetime), key_ms],
-            )
+            return self._take_ticket(conversation_id, lock_lifetime)
         except redis.RedisError as error:
             raise LockError(f"Error while acquiring lock. Error:\n{error}") from error
-        return int(number)
 
     def get_lock(self, conversation_id: str) -> Optional[TicketLock]:
         """The conversation's queue as Rasa's `TicketLock`, expired tickets left out."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, List
 
+import pytest
+
 from tests.conftest import RasaStack
 
 NOT_UNDERSTOOD = "Sorry, I didn't get that"
@@ -82,8 +84,9 @@ def test_a_question_about_the_doctor_is_not_a_treatment_answer(rasa_server: Rasa
     assert "knee replacement" not in said.lower()
 
 
-def test_nonsense_gets_the_menu_not_a_topic(rasa_server: RasaStack) -> None:
-    replies = rasa_server.say(sender(), "blorp zzz")
+@pytest.mark.parametrize("mash", ["blorp zzz", "floob blarp", "grumbo snizzle wug"])
+def test_nonsense_gets_the_menu_not_a_topic(rasa_server: RasaStack, mash: str) -> None:
+    replies = rasa_server.say(sender(), mash)
     said = texts(replies)
     assert "didn't understand" in said
     assert "platelet" not in said.lower() and "Was this helpful?" not in said

@@ -24,6 +24,7 @@ from rasa.core.lock_store import LockStore
 from rasa.utils.endpoints import read_endpoint_config
 
 from bot.lock_store import AtomicRedisLockStore
+from tests.standins.tcp_relay import TcpRelay
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SERVERS = 2
@@ -138,3 +139,47 @@ def test_rasa_builds_it_from_endpoints_yml(tmp_path: Path) -> None:
     assert isinstance(store, AtomicRedisLockStore)
     assert store.key_prefix == "clinictest:lock:"
     assert store.red.ping()
+
+
+def test_turns_are_still_served_one_at_a_time_while_redis_is_down(red: redis.Redis) -> None:
+    """Redis stopped: every turn is still served, one at a time; then Redis serves again.
+
+    A relay in front of the real Redis refuses connections, as a stopped Redis does.
+    """
+    relay = TcpRelay(target_port=6379)
+    relay.open()
+    db = REDIS_URL.rsplit("/", 1)[1]
+    prefix = "t" + uuid.uuid4().hex[:12]
+    conversation = "patient-" + uuid.uuid4().hex[:8]
+    store = AtomicRedisLockStore(url=f"redis://127.0.0.1:{relay.port}/{db}", key_prefix=prefix,
+                                 retry_redis_after=0.3)
+    queue = f"{prefix}:lock:{conversation}"
+    served: List[int] = []
+    active = 0
+
+    async def turn(index: int) -> bool:
+        nonlocal active
+        async with store.lock(conversation, lock_lifetime=30, wait_time_in_seconds=0.005):
+            active += 1
+            assert active == 1, "two turns of one conversation at once"
+            in_redis = bool(red.exists(queue))
+            await asyncio.sleep(0.002)
+            served.append(index)
+            active -= 1
+            return in_redis
+
+    async def turns(count: int) -> List[bool]:
+        return list(await asyncio.gather(*(turn(i) for i in range(count))))
+
+    try:
+        assert all(asyncio.run(turns(3)))  # locked in Redis
+        relay.close()
+        assert not any(asyncio.run(turns(10)))  # Redis down: in memory, still one at a time
+        assert store.down and len(served) == 13
+        relay.open()
+        time.sleep(0.5)
+        assert all(asyncio.run(turns(3)))  # back in Redis
+        assert not store.down and len(served) == 16
+    finally:
+        relay.close()
+        red.delete(queue, f"{queue}:last")
