@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install browser nginx migrate train run shell validate test eval eval-safety bench lint audit clean
+.PHONY: install browser nginx pgbouncer migrate train run shell validate test eval eval-safety bench lint audit clean
 
 # Create the virtualenv and install the pinned dependencies (again when the pins change).
 install: $(STAMP)
@@ -28,6 +28,10 @@ browser:
 # Debian's nginx for the deployment layout test (tests/test_deploy_nginx.py runs it for real).
 nginx:
 	@test -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
+
+# Debian's PgBouncer for the connection-pooler test (tests/storage/test_pgbouncer.py runs it).
+pgbouncer:
+	@test -x /usr/sbin/pgbouncer || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null)
 
 # Create or upgrade the project's tables (SQLite under var/ unless DATABASE_URL is set).
 migrate: install
@@ -55,7 +59,7 @@ validate: install
 	$(BIN)/rasa data validate
 
 # The whole test suite (trains the model once if needed).
-test: install browser nginx train
+test: install browser nginx pgbouncer train
 	$(BIN)/python -m pytest
 
 # NLU on the held-out split: accuracy, macro-F1 and the confusions.

@@ -90,6 +90,10 @@ class Settings:
     db_statement_timeout_seconds: float = 3.0
     db_pool_timeout_seconds: float = 2.0
     db_operation_timeout_seconds: float = 4.0
+    # "pgbouncer": DATABASE_URL is a PgBouncer in transaction mode (no startup options)
+    db_pooler: str = ""
+    # a read replica for the staff console's reports and lists (default: DATABASE_URL)
+    reporting_database_url: str = ""
     spool_flush_seconds: float = 30.0
     spool_key: str = ""
     retention_days: int = 365
@@ -178,6 +182,8 @@ class Settings:
             db_statement_timeout_seconds=float(_get(env, "DB_STATEMENT_TIMEOUT_SECONDS", "3") or 3),
             db_pool_timeout_seconds=float(_get(env, "DB_POOL_TIMEOUT_SECONDS", "2") or 2),
             db_operation_timeout_seconds=float(_get(env, "DB_OPERATION_TIMEOUT_SECONDS", "4") or 4),
+            db_pooler=(_get(env, "DB_POOLER") or "").lower(),
+            reporting_database_url=_get(env, "REPORTING_DATABASE_URL"),
             spool_flush_seconds=float(_get(env, "SPOOL_FLUSH_SECONDS", "30") or 30),
             spool_key=_get(env, "SPOOL_KEY"),
             retention_days=int(_get(env, "RETENTION_DAYS", "365") or 365),
@@ -216,6 +222,8 @@ class Settings:
             raise SettingsError("CONSOLE_IDLE_MINUTES and CONSOLE_SESSION_HOURS must be 1+")
         if min(timeouts) <= 0:
             raise SettingsError("DB_*_TIMEOUT_SECONDS and SPOOL_FLUSH_SECONDS must be > 0")
+        if self.db_pooler not in {"", "none", "pgbouncer"}:
+            raise SettingsError(f"DB_POOLER must be empty, none or pgbouncer, not {self.db_pooler!r}")
         if self.retention_days < 1:
             raise SettingsError("RETENTION_DAYS must be 1 or more")
         if self.spool_key:

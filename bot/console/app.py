@@ -70,8 +70,11 @@ def create_app(database: Database | None = None, *, settings: Settings | None = 
         from bot import handoff as handoff_module
 
         handoff = handoff_module
-    console = Console(db=database or get_database(), settings=settings or get_settings(),
-                      tz=get_profile().tz, handoff=handoff, intents=domain_intents())
+    settings = settings or get_settings()
+    replica = settings.reporting_database_url
+    console = Console(db=database or get_database(), settings=settings,
+                      tz=get_profile().tz, handoff=handoff, intents=domain_intents(),
+                      reports_db=get_database(replica) if replica else None)
     app = Starlette(
         routes=[*ROUTES, Mount("/static", StaticFiles(directory=str(STATIC)), name="static")],
         middleware=[Middleware(SecurityHeaders)],

@@ -47,6 +47,9 @@ class Console:
     tz: ZoneInfo
     handoff: Any  # bot.handoff (take / release / send_staff_reply), replaceable in tests
     intents: list[str] = field(default_factory=list)
+    # the reports and lists (dashboard, conversation list): REPORTING_DATABASE_URL, a read
+    # replica, when set; None reads them from `db` too
+    reports_db: Database | None = None
     templates: Jinja2Templates = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +90,11 @@ class Ctx:
     def db(self) -> Database:
         """The console's database."""
         return self.console.db
+
+    @property
+    def reports_db(self) -> Database:
+        """Where reports and lists are read: the read replica if there is one."""
+        return self.console.reports_db or self.console.db
 
     def field(self, name: str, default: str = "") -> str:
         """A submitted form field (or query parameter on GET), stripped."""

@@ -9,6 +9,7 @@ saved instead of pretending it was.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator
@@ -139,10 +140,38 @@ def create_engine_for(
         kwargs["pool_pre_ping"] = True
         kwargs["pool_timeout"] = get_settings().db_pool_timeout_seconds
         connect_args.update(postgres_connect_args(url, schema))
+    per_transaction: list[str] = []
+    if parsed.get_backend_name() == "postgresql" and behind_pgbouncer():
+        # PgBouncer refuses libpq's startup `options`, and in transaction mode a plain SET
+        # would stay on the server connection for whoever gets it next: each transaction
+        # sets its own statement timeout and search_path instead (SET LOCAL ends with it).
+        connect_args.pop("options", None)
+        per_transaction = transaction_settings(schema)
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    if per_transaction:
+        event.listen(engine, "begin", functools.partial(_set_local, per_transaction))
     return engine
+
+
+def behind_pgbouncer() -> bool:
+    """DATABASE_URL points at PgBouncer in transaction mode (DB_POOLER=pgbouncer)."""
+    return get_settings().db_pooler == "pgbouncer"
+
+
+def transaction_settings(schema: str | None = None) -> list[str]:
+    """The SET LOCAL statements each transaction runs behind a transaction-mode pooler."""
+    statement_ms = int(get_settings().db_statement_timeout_seconds * 1000)
+    statements = [f"SET LOCAL statement_timeout = {statement_ms}"]
+    if schema:
+        statements.append(f"SET LOCAL search_path = {schema}")  # checked by _check_schema
+    return statements
+
+
+def _set_local(statements: list[str], connection: Any) -> None:
+    for statement in statements:
+        connection.exec_driver_sql(statement)
 
 
 def postgres_connect_args(url: str, schema: str | None = None) -> dict[str, Any]:

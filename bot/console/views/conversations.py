@@ -47,11 +47,11 @@ def page_number(ctx: Ctx) -> int:
 def conversation_list(ctx: Ctx) -> Response:
     """All conversations, newest first, filtered and paginated."""
     filters = filters_from(ctx)
-    result = store.list_conversations(ctx.db, filters, page=page_number(ctx), per_page=PER_PAGE)
+    result = store.list_conversations(ctx.reports_db, filters, page=page_number(ctx), per_page=PER_PAGE)
     args = {k: v for k, v in ctx.request.query_params.items() if k != "page" and v}
     return ctx.render(
         "conversations.html", result=result, filters=filters, args=args, flags=store.FLAGS,
-        channels=store.conversation_channels(ctx.db), nav="conversations",
+        channels=store.conversation_channels(ctx.reports_db), nav="conversations",
         page_url=lambda n: "/conversations?" + urlencode({**args, "page": n}),
     )
 

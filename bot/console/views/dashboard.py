@@ -33,7 +33,7 @@ def period(ctx: Ctx) -> tuple[datetime, datetime]:
 def dashboard(ctx: Ctx) -> Response:
     """Figures and charts for the period."""
     since, until = period(ctx)
-    figures = store.dashboard(ctx.db, since, until, ctx.console.tz)
+    figures = store.dashboard(ctx.reports_db, since, until, ctx.console.tz)
     per_day = bars([(day[5:], n) for day, n in figures.per_day])
     hours = bars([(f"{h:02d}", n) for h, n in enumerate(figures.hours)])
     return ctx.render(
@@ -48,7 +48,7 @@ def dashboard(ctx: Ctx) -> Response:
 def dashboard_csv(ctx: Ctx) -> Response:
     """The period's figures as CSV (no personal data)."""
     since, until = period(ctx)
-    f = store.dashboard(ctx.db, since, until, ctx.console.tz)
+    f = store.dashboard(ctx.reports_db, since, until, ctx.console.tz)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["section", "key", "value", "extra"])

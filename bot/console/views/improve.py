@@ -14,7 +14,7 @@ def improve(ctx: Ctx) -> Response:
     """The labels given so far and the intents most often corrected."""
     corrections = store.list_corrections(ctx.db)
     top = store.most_corrected(ctx.db)
-    not_understood = store.list_conversations(ctx.db, store.ConversationFilter(flag="not_understood"),
+    not_understood = store.list_conversations(ctx.reports_db, store.ConversationFilter(flag="not_understood"),
                                               per_page=10)
     return ctx.render("improve.html", corrections=corrections, top=top,
                       peak=max((n for _, n in top), default=1), not_understood=not_understood,
