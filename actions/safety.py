@@ -28,6 +28,7 @@ from bot.records import save_red_flag
 from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector, safety_text
 from bot.safety.data import get_safety_data
 from bot.safety.reply import (
+    RESUME_BUTTONS,
     SCREEN_BUTTONS,
     Reply,
     Said,
@@ -45,10 +46,6 @@ logger = logging.getLogger(__name__)
 
 SCREEN_SLOT = "safety_screen"
 PAUSED_SLOT = "paused_form"
-RESUME_BUTTONS = {
-    "booking_form": {"title": "Continue my booking", "payload": "/book_appointment"},
-    "callback_form": {"title": "Continue my call-back request", "payload": "/request_callback"},
-}
 
 
 def _pause_form(tracker: Tracker) -> Tuple[List[EventType], Optional[Dict[str, str]]]:

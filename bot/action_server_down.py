@@ -121,6 +121,7 @@ async def _safety_locally(name: str, tracker: DialogueStateTracker) -> List[Even
 def _pause_form(name: str, tracker: DialogueStateTracker) -> List[Event]:
     """Validation can't run: undo this turn's unvalidated answers and pause the form."""
     from bot.profile import get_profile
+    from bot.safety.reply import RESUME_BUTTONS
 
     reset: List[Event] = []
     for event in reversed(tracker.events):
@@ -129,11 +130,13 @@ def _pause_form(name: str, tracker: DialogueStateTracker) -> List[Event]:
         if isinstance(event, SlotSet) and event.key != REQUESTED_SLOT:
             reset.append(SlotSet(event.key, None))
     form = name[len("validate_"):]
+    resume = RESUME_BUTTONS.get(form)
     return [
         _bot(
             "Sorry, I can't check your answers right now because of a technical problem, so "
             "I've paused this form and kept nothing from your last message. Please try again "
-            f"in a few minutes, or call the clinic: {get_profile().phone_text()}."
+            f"in a few minutes, or call the clinic: {get_profile().phone_text()}.",
+            [resume] if resume else None,
         ),
         *reset,
         SlotSet("paused_form", form),

@@ -15,7 +15,7 @@ from typing import Callable
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import BIN, ROOT, RasaStack, free_port
+from tests.conftest import BIN, ROOT, RasaStack, free_port, wait_http
 from tests.standins.tcp_relay import TcpRelay
 
 
@@ -147,3 +147,40 @@ def test_http_api_needs_the_token(rasa_server: RasaStack) -> None:
     assert response.status_code == 401
     model_load = requests.put(f"{rasa_server.rasa_url}/model", json={"model_file": "/tmp/x.tar.gz"}, timeout=30)
     assert model_load.status_code == 401
+
+
+def test_action_server_killed_mid_booking_then_restarted_the_booking_completes_once(
+    rasa_stack_factory: Callable[..., RasaStack],
+) -> None:
+    stack = rasa_stack_factory()
+    who = f"rest:{uuid.uuid4().hex[:10]}"
+
+    def said(message: str) -> str:
+        return "\n".join(r.get("text", "") for r in stack.say(who, message))
+
+    assert "Is that OK?" in said("can I book a consultation")
+    assert "full name" in said("/affirm")
+    stack.procs["actions"].kill()  # a crash, not a clean stop
+    stack.procs["actions"].wait(timeout=10)
+    paused = stack.say(who, "Tan Wei Ming")
+    assert "technical problem" in "\n".join(r.get("text", "") for r in paused)
+    assert {"title": "Continue my booking", "payload": "/book_appointment"} in paused[-1]["buttons"]
+    port = stack.actions_url.rsplit(":", 1)[1]
+    log = stack.logs["actions"].open("ab")
+    stack.procs["actions"] = subprocess.Popen(
+        [str(BIN / "rasa"), "run", "actions", "--actions", "actions", "-p", port],
+        cwd=ROOT, env=stack.env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    wait_http(f"{stack.actions_url}/health", proc=stack.procs["actions"])
+    assert "full name" in said("/book_appointment")  # "Continue my booking": consent kept
+    replies = [said(m) for m in ("Tan Wei Ming", "9123 4567", "skip", "knee", "next tuesday after 5pm",
+                                 "my left knee hurts going down stairs since March")]
+    assert "Please check your details" in replies[-1] and "Tan Wei Ming" in replies[-1]
+    assert "Your reference is BK-" in said("/affirm")
+    engine = sa.create_engine(stack.database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT full_name, phone_e164 FROM booking_requests WHERE conversation_id = :c"), {"c": who}
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [("Tan Wei Ming", "+6591234567")]

@@ -18,6 +18,12 @@ from bot.profile import PracticeProfile
 from bot.safety.data import SafetyData, get_safety_data
 
 HUMAN_BUTTON = {"title": "Talk to a person", "payload": "/request_human"}
+# The button that resumes a form paused by a safety reply or an action-server outage.
+RESUME_BUTTONS = {
+    "booking_form": {"title": "Continue my booking", "payload": "/book_appointment"},
+    "callback_form": {"title": "Continue my call-back request", "payload": "/request_callback"},
+}
+
 SCREEN_BUTTONS = [
     {"title": "Yes", "payload": "/affirm"},
     {"title": "No", "payload": "/deny"},
