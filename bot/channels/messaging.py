@@ -63,6 +63,8 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+SINGLE_TRY = RetryPolicy(attempts=1)
+"""For callers that retry on their own schedule (Telegram's webhook registration)."""
 
 
 class _ProviderRetry(ExponentialRetry):
@@ -157,17 +159,19 @@ class LoopSession:
             self._loop = loop
         return self._session
 
-    async def post(self, url: str, **kwargs: Any) -> Answer:
-        """POST with `retry`; the last answer, whatever its status.
+    async def post(self, url: str, retry: RetryPolicy | None = None, **kwargs: Any) -> Answer:
+        """POST with `retry` (default: the session's); the last answer, whatever its status.
 
         Args:
             url: The provider's endpoint.
+            retry: This call's policy instead of the session's.
             **kwargs: aiohttp request arguments (`json`, `data`, `headers`, `auth`).
 
         Raises:
             Unreachable: No answer after every try; the message never names the URL.
         """
-        client = RetryClient(client_session=self.get(), retry_options=self.retry.options(), logger=logger)
+        options = (retry or self.retry).options()
+        client = RetryClient(client_session=self.get(), retry_options=options, logger=logger)
         try:
             async with client.post(url, **kwargs) as answer:
                 status = answer.status

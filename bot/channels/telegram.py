@@ -51,6 +51,7 @@ from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
 from bot.channels.messaging import (
     DEFAULT_RETRY,
+    SINGLE_TRY,
     ChannelMemory,
     LoopSession,
     RetryPolicy,
@@ -128,7 +129,9 @@ class BotApiClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "<token>") if self._token else text
 
-    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+    async def call(
+        self, method: str, params: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None
+    ) -> Any:
         """Call a Bot API method and return its `result`.
 
         Connection errors, 5xx and a 429 asking for a short wait are retried (the shared
@@ -137,6 +140,7 @@ class BotApiClient:
         Args:
             method: Bot API method name, e.g. `sendMessage`.
             params: JSON parameters of the method.
+            retry: This call's policy instead of the client's.
 
         Returns:
             The `result` field of the answer.
@@ -146,7 +150,7 @@ class BotApiClient:
         """
         url = f"{self._base_url}/bot{self._token}/{method}"
         try:
-            answer = await self.http.post(url, json=dict(params or {}))
+            answer = await self.http.post(url, retry=retry, json=dict(params or {}))
         except Unreachable as error:
             raise TelegramApiError(method, f"Bot API unreachable ({self._redact(str(error))})") from None
         status, body = answer.status, answer.body
@@ -379,8 +383,11 @@ class TelegramInput(InputChannel):
         supplied = request.headers.get(SECRET_HEADER, "")
         return same_secret(supplied, self.secret_token)
 
-    async def set_webhook(self) -> None:
+    async def set_webhook(self, retry: RetryPolicy | None = None) -> None:
         """Check the bot's username, then register the webhook with the secret token.
+
+        Args:
+            retry: Policy of these calls (default: the client's).
 
         Raises:
             TelegramApiError: The Bot API was unreachable or refused.
@@ -389,7 +396,7 @@ class TelegramInput(InputChannel):
         if not self.webhook_url:
             raise RasaException("Telegram webhook_url is not configured")
         if self.verify:
-            me = await self.api.call("getMe")
+            me = await self.api.call("getMe", retry=retry)
             username = me.get("username") if isinstance(me, dict) else None
             if username != self.verify:
                 logger.error(
@@ -404,16 +411,20 @@ class TelegramInput(InputChannel):
                 "secret_token": self.secret_token,
                 "allowed_updates": list(ALLOWED_UPDATES),
             },
+            retry=retry,
         )
         self.webhook_is_set = True
         logger.info("Telegram webhook set to %s", self.webhook_url)
 
     async def keep_setting_webhook(self) -> None:
-        """Retry `set_webhook` with exponential back-off until it succeeds or is refused."""
+        """Retry `set_webhook` with exponential back-off until it succeeds or is refused.
+
+        This loop is the retry (for minutes, at start-up), so each try is a single call.
+        """
         delay = self.retry_initial_seconds
         while True:
             try:
-                await self.set_webhook()
+                await self.set_webhook(retry=SINGLE_TRY)
                 return
             except TelegramApiError as error:
                 if not error.is_transient:
