@@ -116,6 +116,10 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_whatsapp_number: str = ""
     twilio_webhook_url: str = ""
+    # Where the messaging channels keep button memory and seen message ids (bot/channels/store.py):
+    # empty keeps them in this process; a redis:// URL shares them between processes
+    channel_cache_url: str = ""
+    channel_cache_prefix: str = "clinic:channels:"
     # Ports the processes bind (python -m bot.run; hosts are RASA_HOST, ACTIONS_HOST, WEB_HOST)
     rasa_port: int = 5005
     actions_port: int = 5055
@@ -191,6 +195,8 @@ class Settings:
             if origins
             else cls().allowed_origins,
             **{name: _get(env, name.upper()) for name in CHANNEL_VARIABLES},
+            channel_cache_url=_get(env, "CHANNEL_CACHE_URL") or _get(env, "REDIS_URL"),
+            channel_cache_prefix=_get(env, "CHANNEL_CACHE_PREFIX") or cls.channel_cache_prefix,
             rasa_port=int(_get(env, "RASA_PORT", "5005") or 5005),
             actions_port=int(_get(env, "ACTIONS_PORT", "5055") or 5055),
             web_port=int(_get(env, "WEB_PORT", "8080") or 8080),
@@ -226,6 +232,10 @@ class Settings:
             raise SettingsError(f"DB_POOLER must be empty, none or pgbouncer, not {self.db_pooler!r}")
         if self.retention_days < 1:
             raise SettingsError("RETENTION_DAYS must be 1 or more")
+        if self.channel_cache_url and not self.channel_cache_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError("CHANNEL_CACHE_URL (or REDIS_URL) must be a redis://, rediss:// or unix:// URL")
         if self.spool_key:
             from cryptography.fernet import Fernet
 

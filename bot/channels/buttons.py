@@ -3,7 +3,8 @@
 Not every channel can show buttons (SMS, WhatsApp beyond ten options, Twilio), and Rasa's
 default fallback prints `1: Title (/payload)`, leaking intent names to patients. Here buttons
 become a plain numbered list, and a typed reply ("2", "option 2", "book a consultation") is
-resolved back to the button's payload by a pure function given the last buttons sent.
+resolved back to the button's payload by a pure function given the last buttons sent, which
+`ButtonMemory` keeps (see bot/channels/store.py for where).
 Channels with size limits on button data (Telegram: 64 bytes) map long payloads to short,
 deterministic ids that they can resolve again.
 """
@@ -12,13 +13,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from bot.channels.store import ChannelCache, MemoryStore, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
 Button = Mapping[str, Any]
+
+BUTTONS_TTL_SECONDS = 24 * 3600
+"""How long the buttons sent to a patient can be answered by typing a number or words."""
 
 _NUMBER_REPLY = re.compile(r"^(?:option|choice|number|no\.?|nr\.?|#)?\s*(\d{1,3})\s*[.):]?$", re.IGNORECASE)
 _NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
@@ -100,48 +110,60 @@ def resolve_reply(text: str, buttons: Sequence[Button]) -> str | None:
 
 
 class ButtonMemory:
-    """Last buttons sent to each sender, bounded in size and age.
+    """Last buttons sent to each sender, bounded in age (and, in process, in number).
 
     Used by connectors so a typed reply can be resolved with `resolve_reply`. A reply
     consumes the entry (`take`): buttons are an answer to the next message only, so a
-    later "2" in an unrelated question is never mistaken for a choice.
+    later "2" in an unrelated question is never mistaken for a choice. The entries live in
+    a `ChannelCache`: in this process by default, in Redis when `CHANNEL_CACHE_URL` is set,
+    so the process that receives the "2" need not be the one that sent the buttons. Only
+    each button's title and payload are kept, under a hash of the sender id.
     """
 
     def __init__(
         self,
+        cache: ChannelCache | None = None,
         max_senders: int = 10_000,
-        ttl_seconds: float = 24 * 3600,
+        ttl_seconds: float = BUTTONS_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Create an empty memory.
+        """Remember in `cache`, or in a private in-process one.
 
         Args:
-            max_senders: Oldest senders are forgotten beyond this many.
-            ttl_seconds: Buttons older than this are ignored.
-            clock: Monotonic time source (injectable for tests).
+            cache: Where to remember (the channel's, see `bot.channels.messaging`).
+            max_senders: Without `cache`: oldest senders are forgotten beyond this many.
+            ttl_seconds: Without `cache`: buttons older than this are forgotten.
+            clock: Without `cache`: monotonic time source (injectable for tests).
         """
-        self._entries: OrderedDict[str, tuple[float, tuple[dict[str, Any], ...]]] = OrderedDict()
-        self._max_senders = max_senders
-        self._ttl = ttl_seconds
-        self._clock = clock
+        self._cache = cache or ChannelCache(
+            MemoryStore(max_senders, clock), "buttons", ttl_seconds, secret=""
+        )
 
-    def __len__(self) -> int:
-        """Number of senders remembered."""
-        return len(self._entries)
+    async def remember(self, sender_id: str, buttons: Sequence[Button]) -> None:
+        """Store the buttons just sent to `sender_id`, replacing earlier ones.
 
-    def remember(self, sender_id: str, buttons: Sequence[Button]) -> None:
-        """Store the buttons just sent to `sender_id`, replacing earlier ones."""
-        self._entries.pop(sender_id, None)
-        self._entries[sender_id] = (self._clock(), tuple(dict(b) for b in buttons))
-        while len(self._entries) > self._max_senders:
-            self._entries.popitem(last=False)
+        An unreachable store is logged: typed numbers then go to NLU, nothing fails.
+        """
+        kept = [{"title": button_title(b), "payload": button_payload(b)} for b in buttons]
+        try:
+            await self._cache.put(sender_id, json.dumps(kept, ensure_ascii=False))
+        except StoreUnavailable as error:
+            logger.warning("Could not remember the buttons sent (%s)", error)
 
-    def take(self, sender_id: str) -> list[dict[str, Any]]:
-        """Remove and return the sender's last buttons (empty if none or expired)."""
-        entry = self._entries.pop(sender_id, None)
-        if entry is None or self._clock() - entry[0] > self._ttl:
+    async def take(self, sender_id: str) -> list[dict[str, Any]]:
+        """Remove and return the sender's last buttons (empty if none, expired or unreachable)."""
+        try:
+            raw = await self._cache.take(sender_id)
+        except StoreUnavailable as error:
+            logger.warning("Could not read the buttons sent (%s)", error)
             return []
-        return list(entry[1])
+        if raw is None:
+            return []
+        try:
+            buttons = json.loads(raw)
+        except ValueError:
+            return []
+        return [b for b in buttons if isinstance(b, dict)] if isinstance(buttons, list) else []
 
 
 class ShortIds:

@@ -31,7 +31,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
@@ -50,10 +49,17 @@ from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
-from bot.channels.messaging import LoopSession, same_secret
-from bot.channels.replay import ReplayGuard
+from bot.channels.messaging import (
+    DEFAULT_RETRY,
+    SINGLE_TRY,
+    ChannelMemory,
+    LoopSession,
+    RetryPolicy,
+    Unreachable,
+    check_secret_strength,
+    same_secret,
+)
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
-from bot.settings import PLACEHOLDER_SECRETS, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +104,7 @@ class BotApiClient:
 
     The session is created on first use inside whichever loop calls it (Sanic's), and
     recreated if that loop changes, so nothing built before `app.run` can leak a dead loop.
+    Calls are retried by the shared layer (`bot.channels.messaging.LoopSession.post`).
     """
 
     def __init__(
@@ -105,29 +112,35 @@ class BotApiClient:
         access_token: str,
         api_base_url: str = DEFAULT_API_BASE_URL,
         timeout_seconds: float = 15.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         """Create a client; no I/O happens until the first call.
 
         Args:
             access_token: The bot's token from @BotFather.
             api_base_url: https://api.telegram.org, or a self-hosted Bot API server.
-            timeout_seconds: Total time allowed for one call.
+            timeout_seconds: Total time allowed for one try.
+            retry: How often a call is tried (connection errors, 429 and 5xx only).
         """
         self._token = access_token
         self._base_url = api_base_url.rstrip("/")
-        self._http = LoopSession(timeout_seconds)
+        self.http = LoopSession(timeout_seconds, retry)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "<token>") if self._token else text
 
-    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+    async def call(
+        self, method: str, params: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None
+    ) -> Any:
         """Call a Bot API method and return its `result`.
 
-        A 429 with a short `retry_after` is retried once; everything else is raised.
+        Connection errors, 5xx and a 429 asking for a short wait are retried (the shared
+        `RetryPolicy`); the last failure is raised.
 
         Args:
             method: Bot API method name, e.g. `sendMessage`.
             params: JSON parameters of the method.
+            retry: This call's policy instead of the client's.
 
         Returns:
             The `result` field of the answer.
@@ -135,27 +148,12 @@ class BotApiClient:
         Raises:
             TelegramApiError: The API was unreachable or answered `ok: false`.
         """
-        try:
-            return await self._call_once(method, params)
-        except TelegramApiError as error:
-            if error.error_code == 429 and error.retry_after and error.retry_after <= 5:
-                await asyncio.sleep(error.retry_after)
-                return await self._call_once(method, params)
-            raise
-
-    async def _call_once(self, method: str, params: Mapping[str, Any] | None) -> Any:
         url = f"{self._base_url}/bot{self._token}/{method}"
         try:
-            async with self._http.get().post(url, json=dict(params or {})) as answer:
-                status = answer.status
-                try:
-                    body = await answer.json(content_type=None)
-                except ValueError:
-                    body = None
-        # On Python 3.10 asyncio.TimeoutError is not the builtin TimeoutError.
-        except (asyncio.TimeoutError, aiohttp.ClientError) as error:  # noqa: UP041
-            detail = self._redact(str(error)) or type(error).__name__
-            raise TelegramApiError(method, f"Bot API unreachable ({detail})") from None
+            answer = await self.http.post(url, retry=retry, json=dict(params or {}))
+        except Unreachable as error:
+            raise TelegramApiError(method, f"Bot API unreachable ({self._redact(str(error))})") from None
+        status, body = answer.status, answer.body
         if not isinstance(body, dict):
             raise TelegramApiError(method, f"HTTP {status} without a JSON body", status)
         if not body.get("ok"):
@@ -170,7 +168,7 @@ class BotApiClient:
 
     async def close(self) -> None:
         """Close the session if it belongs to the running loop."""
-        await self._http.close()
+        await self.http.close()
 
 
 def sender_id_for(chat_id: int | str) -> str:
@@ -253,7 +251,7 @@ class TelegramOutput(OutputChannel):
         """Send text with a keyboard and remember the buttons for typed replies."""
         chat_id = chat_id_from(recipient_id)
         markup = self.reply_markup(buttons, kwargs.get("button_type"))
-        self._memory.remember(sender_id_for(chat_id), buttons)
+        await self._memory.remember(sender_id_for(chat_id), buttons)
         chunks = _chunks(text or DEFAULT_BUTTON_PROMPT, MESSAGE_MAX_CHARS)
         for chunk in chunks[:-1]:
             await self._send("sendMessage", {"chat_id": chat_id, "text": chunk})
@@ -289,15 +287,6 @@ def _keyboard_title(message: Mapping[str, Any], data: str) -> str | None:
             if isinstance(key, dict) and key.get("callback_data") == data:
                 return str(key.get("text") or "") or None
     return None
-
-
-def _check_secret(name: str, value: str) -> None:
-    """Refuse weak secrets in production, warn about them elsewhere."""
-    if value.lower() not in PLACEHOLDER_SECRETS and len(value) >= 16:
-        return
-    if get_settings().is_production:
-        raise RasaException(f"Telegram {name} must be a real secret (16+ characters) in production")
-    logger.warning("Telegram %s is weak; use 16+ random characters outside development", name)
 
 
 class TelegramInput(InputChannel):
@@ -368,7 +357,7 @@ class TelegramInput(InputChannel):
             raise RasaException(
                 "Telegram secret_token is required: 1-256 characters of A-Z, a-z, 0-9, _ and -"
             )
-        _check_secret("secret_token", secret_token)
+        check_secret_strength("Telegram", "secret_token", secret_token)
         self.access_token = access_token
         self.secret_token = secret_token
         self.verify = verify
@@ -380,8 +369,9 @@ class TelegramInput(InputChannel):
         self.webhook_is_set = False
         self.api = BotApiClient(access_token, self.api_base_url)
         self._short_ids = ShortIds()
-        self._memory = ButtonMemory()
-        self._replays = ReplayGuard(CHANNEL_NAME)
+        self.memory = ChannelMemory.for_channel(CHANNEL_NAME, secret_token)
+        self._memory = self.memory.buttons
+        self._replays = self.memory.replays
         self._webhook_task: asyncio.Task[None] | None = None
 
     def get_output_channel(self) -> TelegramOutput:
@@ -393,8 +383,11 @@ class TelegramInput(InputChannel):
         supplied = request.headers.get(SECRET_HEADER, "")
         return same_secret(supplied, self.secret_token)
 
-    async def set_webhook(self) -> None:
+    async def set_webhook(self, retry: RetryPolicy | None = None) -> None:
         """Check the bot's username, then register the webhook with the secret token.
+
+        Args:
+            retry: Policy of these calls (default: the client's).
 
         Raises:
             TelegramApiError: The Bot API was unreachable or refused.
@@ -403,7 +396,7 @@ class TelegramInput(InputChannel):
         if not self.webhook_url:
             raise RasaException("Telegram webhook_url is not configured")
         if self.verify:
-            me = await self.api.call("getMe")
+            me = await self.api.call("getMe", retry=retry)
             username = me.get("username") if isinstance(me, dict) else None
             if username != self.verify:
                 logger.error(
@@ -418,16 +411,20 @@ class TelegramInput(InputChannel):
                 "secret_token": self.secret_token,
                 "allowed_updates": list(ALLOWED_UPDATES),
             },
+            retry=retry,
         )
         self.webhook_is_set = True
         logger.info("Telegram webhook set to %s", self.webhook_url)
 
     async def keep_setting_webhook(self) -> None:
-        """Retry `set_webhook` with exponential back-off until it succeeds or is refused."""
+        """Retry `set_webhook` with exponential back-off until it succeeds or is refused.
+
+        This loop is the retry (for minutes, at start-up), so each try is a single call.
+        """
         delay = self.retry_initial_seconds
         while True:
             try:
-                await self.set_webhook()
+                await self.set_webhook(retry=SINGLE_TRY)
                 return
             except TelegramApiError as error:
                 if not error.is_transient:
@@ -445,7 +442,7 @@ class TelegramInput(InputChannel):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_max_seconds)
 
-    def _inbound(self, update: Mapping[str, Any]) -> tuple[str, str, dict[str, Any], bool] | None:
+    async def _inbound(self, update: Mapping[str, Any]) -> tuple[str, str, dict[str, Any], bool] | None:
         """(chat id, text, metadata, trusted) of an update worth processing, None to ignore it.
 
         `trusted` marks text that is a payload this channel vouches for: a pressed inline
@@ -465,7 +462,7 @@ class TelegramInput(InputChannel):
             chat_id = str(chat["id"])
             if self.start_payload and (text == "/start" or text.startswith("/start ")):
                 return chat_id, self.start_payload, self._metadata(update, message), True
-            last_buttons = self._memory.take(sender_id_for(chat_id))
+            last_buttons = await self._memory.take(sender_id_for(chat_id))
             resolved = resolve_reply(text, last_buttons)
             return chat_id, resolved or text, self._metadata(update, message), bool(resolved)
         query = update.get("callback_query")
@@ -483,7 +480,7 @@ class TelegramInput(InputChannel):
                 logger.warning("Ignoring Telegram button press with unknown data")
                 return None
             chat_id = str(chat["id"])
-            self._memory.take(sender_id_for(chat_id))
+            await self._memory.take(sender_id_for(chat_id))
             # `source` is the bot's own message; the patient is the query's `from`.
             pressed = {**source, "from": query.get("from") or {}}
             # Trusted only if the data is on the keyboard of the bot's message, which
@@ -529,6 +526,7 @@ class TelegramInput(InputChannel):
                 self._webhook_task.cancel()
                 self._webhook_task = None
             await self.api.close()
+            await self.memory.close()
 
         @telegram_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -565,7 +563,7 @@ class TelegramInput(InputChannel):
                 return response.json({"ok": True, "status": "duplicate"})
             await self._answer_callback(update)
             try:
-                inbound = self._inbound(update)
+                inbound = await self._inbound(update)
                 if inbound is not None:
                     conversation = sender_id_for(inbound[0])
             except InvalidSenderId as error:

@@ -38,8 +38,7 @@ from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
-from bot.channels.messaging import LoopSession
-from bot.channels.replay import ReplayGuard
+from bot.channels.messaging import DEFAULT_RETRY, ChannelMemory, LoopSession, RetryPolicy, Unreachable
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
 
 logger = logging.getLogger(__name__)
@@ -72,29 +71,29 @@ class TwilioWhatsAppOutput(OutputChannel):
         memory: ButtonMemory,
         api_base_url: str = DEFAULT_API_BASE_URL,
         timeout_seconds: float = 15.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         """Prepare a sender; the aiohttp session is made in the running loop on first use."""
         self.twilio_number = _whatsapp_address(twilio_number)
         base_url = api_base_url.rstrip("/")
         self.messages_url = f"{base_url}/2010-04-01/Accounts/{account_sid}/Messages.json"
         self._auth = aiohttp.BasicAuth(account_sid, auth_token)
-        self._http = LoopSession(timeout_seconds)
+        self.http = LoopSession(timeout_seconds, retry)
         self._memory = memory
 
     async def close(self) -> None:
         """Close the session if it belongs to the running loop."""
-        await self._http.close()
+        await self.http.close()
 
     async def _create(self, fields: Mapping[str, str]) -> str | None:
-        """POST one message; return its SID, or None after logging Twilio's error."""
+        """POST one message (retried by the shared layer); its SID, or None after logging why not."""
         data = {"From": self.twilio_number, **fields}
         try:
-            async with self._http.get().post(self.messages_url, data=data, auth=self._auth) as answer:
-                status = answer.status
-                body = await answer.json(content_type=None)
-        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError) as error:  # noqa: UP041
-            logger.error("Twilio send failed: %s", error or type(error).__name__)
+            answer = await self.http.post(self.messages_url, data=data, auth=self._auth)
+        except Unreachable as error:
+            logger.error("Twilio send failed: %s", error)
             return None
+        status, body = answer.status, answer.body
         if status >= 400 or not isinstance(body, dict):
             detail = body.get("message") if isinstance(body, dict) else status
             code = body.get("code") if isinstance(body, dict) else None
@@ -117,7 +116,7 @@ class TwilioWhatsAppOutput(OutputChannel):
         **kwargs: Any,
     ) -> None:
         """Send buttons as a numbered list and remember them for typed replies."""
-        self._memory.remember(_whatsapp_address(recipient_id), buttons)
+        await self._memory.remember(_whatsapp_address(recipient_id), buttons)
         await self.send_text_message(recipient_id, numbered_message(text, buttons))
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
@@ -204,9 +203,10 @@ class TwilioWhatsAppInput(TwilioInput):
         self.webhook_url = webhook_url
         self.api_base_url = api_base_url
         self._validator = RequestValidator(auth_token)
-        self._memory = ButtonMemory()
+        self.memory = ChannelMemory.for_channel(CHANNEL_NAME, auth_token)
+        self._memory = self.memory.buttons
         self._output: TwilioWhatsAppOutput | None = None
-        self._replays = ReplayGuard(CHANNEL_NAME)
+        self._replays = self.memory.replays
 
     def get_output_channel(self) -> TwilioWhatsAppOutput:
         """One shared output channel (and HTTP session); cheap, no I/O."""
@@ -236,6 +236,7 @@ class TwilioWhatsAppInput(TwilioInput):
         @twilio_webhook.listener("before_server_stop")
         async def stop(_: object, __: asyncio.AbstractEventLoop) -> None:
             await self.get_output_channel().close()
+            await self.memory.close()
 
         @twilio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -256,7 +257,7 @@ class TwilioWhatsAppInput(TwilioInput):
                 return error_response("invalid_sender", str(error))
             if not await self._replays.first_time(str(request.form.get("MessageSid") or "")):
                 return _no_reply()
-            resolved = resolve_reply(text.strip(), self._memory.take(sender))
+            resolved = resolve_reply(text.strip(), await self._memory.take(sender))
             try:
                 await deliver(
                     on_new_message,

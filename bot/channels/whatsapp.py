@@ -31,7 +31,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-import aiohttp
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
@@ -51,10 +50,16 @@ from bot.channels.enabled import SwitchedOff, channel_credentials
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.markers import messaging_text
-from bot.channels.messaging import LoopSession, same_secret
-from bot.channels.replay import ReplayGuard
+from bot.channels.messaging import (
+    DEFAULT_RETRY,
+    ChannelMemory,
+    LoopSession,
+    RetryPolicy,
+    Unreachable,
+    check_secret_strength,
+    same_secret,
+)
 from bot.channels.sender import PREFIXES, InvalidSenderId, sender_id
-from bot.settings import PLACEHOLDER_SECRETS, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +103,7 @@ class GraphClient:
         api_base_url: str = DEFAULT_API_BASE_URL,
         api_version: str = DEFAULT_API_VERSION,
         timeout_seconds: float = 15.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         """Create a client; no I/O happens until the first send.
 
@@ -106,32 +112,26 @@ class GraphClient:
             phone_number_id: Id of the sending phone number (not the number itself).
             api_base_url: https://graph.facebook.com (or a local stand-in in tests).
             api_version: Graph API version, e.g. `v19.0`.
-            timeout_seconds: Total time allowed for one call.
+            timeout_seconds: Total time allowed for one try.
+            retry: How often a send is tried (connection errors, 429 and 5xx only).
         """
         self._token = access_token
         base_url, version = api_base_url.rstrip("/"), api_version.strip("/")
         self.messages_url = f"{base_url}/{version}/{phone_number_id}/messages"
-        self._http = LoopSession(timeout_seconds)
+        self.http = LoopSession(timeout_seconds, retry)
 
     async def send(self, message: Mapping[str, Any]) -> str | None:
-        """POST one message object; return its `wamid`.
+        """POST one message object (retried by the shared layer); return its `wamid`.
 
         Raises:
-            GraphApiError: Unreachable, or Graph answered an error.
+            GraphApiError: Unreachable, or Graph answered an error (after the retries).
         """
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
-            async with self._http.get().post(
-                self.messages_url, json=dict(message), headers=headers
-            ) as answer:
-                status = answer.status
-                try:
-                    body = await answer.json(content_type=None)
-                except ValueError:
-                    body = None
-        # On Python 3.10 asyncio.TimeoutError is not the builtin TimeoutError.
-        except (asyncio.TimeoutError, aiohttp.ClientError) as error:  # noqa: UP041
-            raise GraphApiError(None, f"Graph API unreachable ({error or type(error).__name__})") from None
+            answer = await self.http.post(self.messages_url, json=dict(message), headers=headers)
+        except Unreachable as error:
+            raise GraphApiError(None, f"Graph API unreachable ({error})") from None
+        status, body = answer.status, answer.body
         if status >= 400 or not isinstance(body, dict):
             error_body = body.get("error") if isinstance(body, dict) else None
             error_body = error_body if isinstance(error_body, dict) else {}
@@ -147,7 +147,7 @@ class GraphClient:
 
     async def close(self) -> None:
         """Close the session if it belongs to the running loop."""
-        await self._http.close()
+        await self.http.close()
 
 
 def sender_id_for(wa_id: str) -> str:
@@ -294,7 +294,7 @@ class WhatsAppCloudOutput(OutputChannel):
 
         Remembering them lets a typed "2" or "book a consultation" pick a button.
         """
-        self._memory.remember(sender_id_for(wa_id_from(recipient_id)), buttons)
+        await self._memory.remember(sender_id_for(wa_id_from(recipient_id)), buttons)
         layout = choose_layout(text, buttons, self.interactive)
         if layout == "text":
             await self.send_text_message(recipient_id, numbered_message(text, buttons))
@@ -329,11 +329,7 @@ def _check_secret(name: str, value: str) -> None:
     """Refuse missing secrets always, and weak ones in production."""
     if not value:
         raise RasaException(f"WhatsApp {name} is missing")
-    if value.lower() not in PLACEHOLDER_SECRETS and len(value) >= 16:
-        return
-    if get_settings().is_production:
-        raise RasaException(f"WhatsApp {name} must be a real secret (16+ characters) in production")
-    logger.warning("WhatsApp %s is weak; use 16+ random characters outside development", name)
+    check_secret_strength("WhatsApp", name, value)
 
 
 class WhatsAppCloudInput(InputChannel):
@@ -404,8 +400,9 @@ class WhatsAppCloudInput(InputChannel):
         self.interactive = interactive
         self.client = GraphClient(access_token, phone_number_id, api_base_url, api_version)
         self._short_ids = ShortIds()
-        self._memory = ButtonMemory()
-        self._replays = ReplayGuard(CHANNEL_NAME)
+        self.memory = ChannelMemory.for_channel(CHANNEL_NAME, app_secret)
+        self._memory = self.memory.buttons
+        self._replays = self.memory.replays
 
     def get_output_channel(self) -> WhatsAppCloudOutput:
         """Output channel sharing this channel's client; cheap, no I/O."""
@@ -417,7 +414,7 @@ class WhatsAppCloudInput(InputChannel):
         expected = signature_for(request.body or b"", self.app_secret)
         return same_secret(supplied, expected)
 
-    def _text_of(self, message: Mapping[str, Any], sender_id: str) -> tuple[str, bool] | None:
+    async def _text_of(self, message: Mapping[str, Any], sender_id: str) -> tuple[str, bool] | None:
         """(text, trusted) Rasa should receive for one message, None for types it cannot handle.
 
         `trusted` marks a payload this channel vouches for: a tapped button or list row, or a
@@ -428,12 +425,12 @@ class WhatsAppCloudInput(InputChannel):
             body = str((message.get("text") or {}).get("body") or "").strip()
             if not body:
                 return None
-            resolved = resolve_reply(body, self._memory.take(sender_id))
+            resolved = resolve_reply(body, await self._memory.take(sender_id))
             return (resolved, True) if resolved else (body, False)
         if kind == "interactive":
             interactive = message.get("interactive") or {}
             reply = interactive.get(str(interactive.get("type"))) or {}
-            self._memory.take(sender_id)
+            await self._memory.take(sender_id)
             if not isinstance(reply, dict):
                 return None
             payload = self._short_ids.decode(str(reply.get("id") or ""))
@@ -441,13 +438,13 @@ class WhatsAppCloudInput(InputChannel):
             return (text, True) if text else None
         if kind == "button":  # quick-reply button of a template message
             button = message.get("button") or {}
-            self._memory.take(sender_id)
+            await self._memory.take(sender_id)
             text = str(button.get("payload") or button.get("text") or "").strip()
             return (text, True) if text else None
         logger.info("Ignoring WhatsApp message of type %s", kind)
         return None
 
-    def _messages(self, notification: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any], bool]]:
+    async def _messages(self, notification: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any], bool]]:
         """(sender id, text, metadata, trusted) for each new message in a notification.
 
         Raises:
@@ -473,7 +470,7 @@ class WhatsAppCloudInput(InputChannel):
                         continue
                     message_id = str(message.get("id") or "")
                     conversation = sender_id_for(str(message["from"]))
-                    inbound = self._text_of(message, conversation)
+                    inbound = await self._text_of(message, conversation)
                     if inbound:
                         metadata = {
                             "whatsapp": {
@@ -492,6 +489,7 @@ class WhatsAppCloudInput(InputChannel):
         @whatsapp_webhook.listener("before_server_stop")
         async def stop(_: Any, __: asyncio.AbstractEventLoop) -> None:
             await self.client.close()
+            await self.memory.close()
 
         @whatsapp_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -519,7 +517,7 @@ class WhatsAppCloudInput(InputChannel):
             if not isinstance(notification, dict):
                 return error_response("invalid_json", "the body must be a JSON object (a webhook notification)")
             try:
-                messages = self._messages(notification)
+                messages = await self._messages(notification)
             except InvalidSenderId as error:
                 return error_response("invalid_sender", str(error))
             except (AttributeError, TypeError, ValueError) as error:

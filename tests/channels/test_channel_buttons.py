@@ -1,4 +1,4 @@
-"""Tests of the channel-independent button helpers (pure functions, no network)."""
+"""Tests of the channel-independent button helpers (pure functions and the in-process memory)."""
 
 from __future__ import annotations
 
@@ -76,34 +76,34 @@ def test_button_without_payload_sends_its_title() -> None:
     assert resolve_reply("1", [{"title": "Yes"}]) == "Yes"
 
 
-def test_memory_is_consumed_by_the_next_reply() -> None:
+async def test_memory_is_consumed_by_the_next_reply() -> None:
     """Buttons answer the next message only."""
     memory = ButtonMemory()
-    memory.remember("whatsapp:1", BUTTONS)
-    assert memory.take("whatsapp:1") == BUTTONS
-    assert memory.take("whatsapp:1") == []
+    await memory.remember("whatsapp:1", BUTTONS)
+    assert await memory.take("whatsapp:1") == BUTTONS
+    assert await memory.take("whatsapp:1") == []
 
 
-def test_memory_expires_and_is_bounded() -> None:
+async def test_memory_expires_and_is_bounded() -> None:
     """Old buttons are ignored and the oldest senders are dropped past the bound."""
     now = [0.0]
     memory = ButtonMemory(max_senders=2, ttl_seconds=60, clock=lambda: now[0])
-    memory.remember("a", BUTTONS)
-    memory.remember("b", BUTTONS)
-    memory.remember("c", BUTTONS)
-    assert len(memory) == 2
-    assert memory.take("a") == []
+    await memory.remember("a", BUTTONS)
+    await memory.remember("b", BUTTONS)
+    await memory.remember("c", BUTTONS)
+    assert await memory.take("a") == []
     now[0] = 61.0
-    assert memory.take("b") == []
+    assert await memory.take("b") == []
+    assert await memory.take("c") == []
 
 
-def test_memory_copies_buttons() -> None:
+async def test_memory_copies_buttons() -> None:
     """Later changes to the response dicts do not alter what was sent."""
     memory = ButtonMemory()
     buttons = [dict(b) for b in BUTTONS]
-    memory.remember("a", buttons)
+    await memory.remember("a", buttons)
     buttons[0]["payload"] = "/changed"
-    assert memory.take("a")[0]["payload"] == BUTTONS[0]["payload"]
+    assert (await memory.take("a"))[0]["payload"] == BUTTONS[0]["payload"]
 
 
 def test_short_ids_keep_fitting_payloads_and_shorten_others() -> None:

@@ -1,0 +1,235 @@
+"""Where the messaging channels remember things between webhook calls: one interface, two backends.
+
+Telegram, WhatsApp and Twilio each keep two short-lived memories: the platform message ids
+already handled (a webhook is redelivered, perhaps to another process) and the buttons last
+sent to a patient (so that a typed "2" picks one). `MemoryStore` keeps them in this process,
+in cachetools' `TTLCache` (bounded in size and age); it is the default and needs no server.
+`RedisStore` keeps them in Redis when `CHANNEL_CACHE_URL` (else `REDIS_URL`) is set, so every
+Rasa process behind a load balancer sees the same memory: an update redelivered to process B
+is still a duplicate, and a "2" that process B receives resolves against the buttons that
+process A sent.
+
+`ChannelCache` is what a channel holds: one namespace, one lifetime, hashed keys. A key is
+`<CHANNEL_CACHE_PREFIX><namespace>:<HMAC-SHA256 of the platform id>`, keyed with the channel's
+own secret, so chat ids, phone numbers and message ids never appear in Redis. Every entry
+expires. A store that cannot be reached raises `StoreUnavailable`; the callers log it and go
+on as if nothing were remembered, so a patient's message is never dropped over a cache.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import hashlib
+import hmac
+import time
+import weakref
+from collections.abc import Callable
+
+from cachetools import TTLCache
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.settings import Settings, get_settings
+
+DEFAULT_MAX_ENTRIES = 10_000
+"""Entries per namespace the in-process store keeps (the oldest go first)."""
+
+REDIS_TIMEOUT_SECONDS = 1.0
+"""Connect and command timeout: a stalled Redis must not hold up a webhook."""
+
+_HASH_CHARS = 32
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached; nothing was read or written."""
+
+
+class ChannelStore(abc.ABC):
+    """Short-lived keyed memory shared by whoever holds the same store."""
+
+    @abc.abstractmethod
+    async def claim(self, namespace: str, key: str, ttl_seconds: float) -> bool:
+        """Record `key`; True only for the first claim within `ttl_seconds` (atomic)."""
+
+    @abc.abstractmethod
+    async def put(self, namespace: str, key: str, value: str, ttl_seconds: float) -> None:
+        """Store `value` under `key` for `ttl_seconds`, replacing an earlier one."""
+
+    @abc.abstractmethod
+    async def take(self, namespace: str, key: str) -> str | None:
+        """Remove and return the value under `key` (None if absent or expired), atomically."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections made in the running loop."""
+
+
+class MemoryStore(ChannelStore):
+    """This process only: one `TTLCache` per namespace, bounded in entries and age."""
+
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Create empty caches of at most `max_entries` each; `clock` is injectable for tests."""
+        self._max_entries = max_entries
+        self._clock = clock
+        self._caches: dict[str, TTLCache[str, str]] = {}
+
+    def _cache(self, namespace: str, ttl_seconds: float) -> TTLCache[str, str]:
+        cache = self._caches.get(namespace)
+        if cache is None:
+            cache = TTLCache(maxsize=self._max_entries, ttl=ttl_seconds, timer=self._clock)
+            self._caches[namespace] = cache
+        return cache
+
+    async def claim(self, namespace: str, key: str, ttl_seconds: float) -> bool:
+        """Record `key`; False if it is already there and not expired."""
+        cache = self._cache(namespace, ttl_seconds)
+        if key in cache:
+            return False
+        cache[key] = "1"
+        return True
+
+    async def put(self, namespace: str, key: str, value: str, ttl_seconds: float) -> None:
+        """Store `value`; the namespace's first lifetime applies to all its entries."""
+        self._cache(namespace, ttl_seconds)[key] = value
+
+    async def take(self, namespace: str, key: str) -> str | None:
+        """Remove and return the value (None if absent or expired)."""
+        cache = self._caches.get(namespace)
+        return None if cache is None else cache.pop(key, None)
+
+    async def close(self) -> None:
+        """Nothing to release: the entries stay for the next loop of this process."""
+
+
+class RedisStore(ChannelStore):
+    """Redis, shared by every process with the same URL and prefix.
+
+    `SET NX PX` claims, `SET PX` stores and `GETDEL` takes (Redis 6.2 or later), each one
+    atomic command. The asyncio client is bound to the loop that made it, so there is one
+    per running loop, made on first use (Rasa builds channels before its loop runs).
+    """
+
+    def __init__(self, url: str, prefix: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> None:
+        """Prepare a client for `url`; nothing connects until the first command."""
+        self.url = url
+        self.prefix = prefix
+        self._timeout = timeout_seconds
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def key(self, namespace: str, key: str) -> str:
+        """The Redis key of `key` in `namespace` (with the prefix)."""
+        return f"{self.prefix}{namespace}:{key}"
+
+    def _client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = aioredis.Redis.from_url(
+                self.url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+            )
+            self._clients[loop] = client
+        return client
+
+    async def claim(self, namespace: str, key: str, ttl_seconds: float) -> bool:
+        """`SET key 1 NX PX ttl`: True if this call created the key."""
+        try:
+            created = await self._client().set(
+                self.key(namespace, key), b"1", nx=True, px=_milliseconds(ttl_seconds)
+            )
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+        return bool(created)
+
+    async def put(self, namespace: str, key: str, value: str, ttl_seconds: float) -> None:
+        """`SET key value PX ttl`."""
+        try:
+            await self._client().set(
+                self.key(namespace, key), value.encode("utf-8"), px=_milliseconds(ttl_seconds)
+            )
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+
+    async def take(self, namespace: str, key: str) -> str | None:
+        """`GETDEL key`."""
+        try:
+            value = await self._client().getdel(self.key(namespace, key))
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+        return None if value is None else bytes(value).decode("utf-8")
+
+    async def close(self) -> None:
+        """Close the running loop's client and its connections."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.close(close_connection_pool=True)
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def channel_store(settings: Settings | None = None) -> ChannelStore:
+    """The store settings ask for: Redis with `CHANNEL_CACHE_URL`/`REDIS_URL`, else in-process."""
+    settings = settings or get_settings()
+    if settings.channel_cache_url:
+        return RedisStore(settings.channel_cache_url, settings.channel_cache_prefix)
+    return MemoryStore()
+
+
+class ChannelCache:
+    """One kind of memory of one channel: a namespace, a lifetime and hashed keys."""
+
+    def __init__(self, store: ChannelStore, namespace: str, ttl_seconds: float, secret: str) -> None:
+        """Keep entries of `namespace` for `ttl_seconds`, keys hashed with `secret`.
+
+        Args:
+            store: Where entries live (`channel_store()`).
+            namespace: E.g. `whatsapp:buttons`; distinct per channel and kind.
+            ttl_seconds: Lifetime of every entry.
+            secret: HMAC key for the ids (the channel's own secret, the same in every
+                process of one deployment, so processes agree on keys).
+        """
+        self.store = store
+        self.namespace = namespace
+        self.ttl_seconds = ttl_seconds
+        self._secret = secret.encode("utf-8")
+
+    def hashed(self, key: str) -> str:
+        """The id as stored: HMAC-SHA256 with the channel's secret, shortened."""
+        digest = hmac.new(self._secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+        return digest[:_HASH_CHARS]
+
+    async def claim(self, key: str) -> bool:
+        """True the first time `key` is claimed within the lifetime.
+
+        Raises:
+            StoreUnavailable: The store could not be reached.
+        """
+        return await self.store.claim(self.namespace, self.hashed(key), self.ttl_seconds)
+
+    async def put(self, key: str, value: str) -> None:
+        """Store `value` under `key`.
+
+        Raises:
+            StoreUnavailable: The store could not be reached.
+        """
+        await self.store.put(self.namespace, self.hashed(key), value, self.ttl_seconds)
+
+    async def take(self, key: str) -> str | None:
+        """Remove and return the value under `key`.
+
+        Raises:
+            StoreUnavailable: The store could not be reached.
+        """
+        return await self.store.take(self.namespace, self.hashed(key))
