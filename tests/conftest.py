@@ -158,8 +158,15 @@ def start_stack(
     database_url: Optional[str] = None,
     extra_env: Optional[Dict[str, str]] = None,
     credentials: Optional[str] = None,
+    action_url: Optional[str] = None,
+    extra_endpoints: str = "",
 ) -> RasaStack:
-    """Start an action server and a Rasa server on free ports, with their own data dir."""
+    """Start an action server and a Rasa server on free ports, with their own data dir.
+
+    `action_url` points Rasa at another action endpoint than its own action server (a
+    proxy in front of several); `extra_endpoints` is appended to its endpoints.yml (e.g. a
+    `lock_store:` section). `extra_env` may override the defaults set here.
+    """
     from bot.storage.migrate import upgrade
 
     data_dir = tmp / "var"
@@ -179,13 +186,14 @@ def start_stack(
         RASA_TELEMETRY_ENABLED="false",
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
         TF_CPP_MIN_LOG_LEVEL="2",
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
+    action_url = action_url or f"http://127.0.0.1:{actions_port}/webhook"
     endpoints = tmp / "endpoints.yml"
     endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        f'action_endpoint:\n  url: "{action_url}"\n'
         "  headers:\n    X-Action-Secret: ${ACTION_SERVER_SECRET}\n"
-        "tracker_store:\n  type: bot.tracker_store.ClinicTrackerStore\n",
+        "tracker_store:\n  type: bot.tracker_store.ClinicTrackerStore\n" + extra_endpoints,
         encoding="utf-8",
     )
     creds = tmp / "credentials.yml"

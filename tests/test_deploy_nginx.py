@@ -62,14 +62,21 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def proxy_config(folder: Path, http_port: int, https_port: int, upstreams: dict[str, int]) -> Path:
-    """deploy/nginx.conf on test ports and a test certificate, wrapped in a minimal nginx.conf."""
+def proxy_config(folder: Path, http_port: int, https_port: int, upstreams: dict[str, int | list[int]],
+                 http_extra: str = "") -> Path:
+    """deploy/nginx.conf on test ports and a test certificate, wrapped in a minimal nginx.conf.
+
+    An upstream given a list of ports gets one `server` line per port (more Rasa servers);
+    `http_extra` goes into the `http` block (log formats, more servers).
+    """
     text = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     text = re.sub(r"^\s*listen \[::\]:\d+[^;]*;\n", "", text, flags=re.M)
     text = text.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
     text = text.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
-    for name, port in upstreams.items():
-        text, count = re.subn(rf"(upstream {name} \{{\s*server 127\.0\.0\.1:)\d+;", rf"\g<1>{port};", text)
+    for name, ports in upstreams.items():
+        first, *more = ports if isinstance(ports, list) else [ports]
+        servers = f"{first};" + "".join(f"\n    server 127.0.0.1:{port};" for port in more)
+        text, count = re.subn(rf"(upstream {name} \{{\s*server 127\.0\.0\.1:)\d+;", rf"\g<1>{servers}", text)
         assert count == 1, name
     cert, key = self_signed(folder)
     text = re.sub(r"ssl_certificate \S+;", f"ssl_certificate {cert};", text)
@@ -82,7 +89,7 @@ def proxy_config(folder: Path, http_port: int, https_port: int, upstreams: dict[
         f"http {{\n  access_log {folder}/access.log;\n  client_body_temp_path {folder}/body;\n"
         f"  proxy_temp_path {folder}/proxy;\n  fastcgi_temp_path {folder}/fastcgi;\n"
         f"  uwsgi_temp_path {folder}/uwsgi;\n  scgi_temp_path {folder}/scgi;\n"
-        f"  include {folder}/clinic.conf;\n}}\n",
+        f"{http_extra}  include {folder}/clinic.conf;\n}}\n",
         encoding="utf-8",
     )
     return main
@@ -116,8 +123,9 @@ def proxy(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                             str(web_port), "--rasa-url", f"https://{PUBLIC}"], cwd=ROOT,
                            stderr=subprocess.DEVNULL)
     http_port, https_port = free_port(), free_port()
+    rasa_port = int(stack.rasa_url.rsplit(":", 1)[1])
     config = proxy_config(folder, http_port, https_port, {
-        "clinic_rasa": int(stack.rasa_url.rsplit(":", 1)[1]), "clinic_web": web_port,
+        "clinic_rasa": rasa_port, "clinic_rasa_socketio": rasa_port, "clinic_web": web_port,
         "clinic_console": free_port()})
     subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(config)], check=True, capture_output=True)
     nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"])
