@@ -24,7 +24,7 @@ from rasa.core.lock_store import LockStore
 from rasa.utils.endpoints import read_endpoint_config
 
 from bot.lock_store import AtomicRedisLockStore
-from tests.standins.tcp_relay import TcpRelay
+from tests.standins.database_link import DatabaseLink
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SERVERS = 2
@@ -146,7 +146,7 @@ def test_turns_are_still_served_one_at_a_time_while_redis_is_down(red: redis.Red
 
     A relay in front of the real Redis refuses connections, as a stopped Redis does.
     """
-    relay = TcpRelay(target_port=6379)
+    relay = DatabaseLink(target_port=6379)  # the same cuttable loopback link, to Redis
     relay.open()
     db = REDIS_URL.rsplit("/", 1)[1]
     prefix = "t" + uuid.uuid4().hex[:12]

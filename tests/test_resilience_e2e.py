@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import BIN, ROOT, RasaStack, free_port, wait_http
-from tests.standins.tcp_relay import TcpRelay
+from tests.standins.database_link import DatabaseLink
 
 
 def test_action_server_down_still_gets_a_reply_with_the_phone(
@@ -49,9 +49,9 @@ def test_wrong_database_url_refuses_to_start(tmp_path: Path, model_path: Path) -
 def test_database_outage_is_alerted_spooled_and_stored_when_back(
     rasa_stack_factory: Callable[..., RasaStack], postgres_url: str
 ) -> None:
-    relay = TcpRelay()
+    relay = DatabaseLink()
     relay.open()
-    url = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+    url = relay.url(postgres_url)
     stack = rasa_stack_factory(database_url=url)
     who = f"rest:{uuid.uuid4().hex[:8]}"
     try:

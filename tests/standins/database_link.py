@@ -1,4 +1,4 @@
-"""A loopback link to the real PostgreSQL that tests can cut, stall and restore.
+"""A loopback link to a real local server (PostgreSQL, Redis) that tests can cut, stall and restore.
 
 Faults are made for real on TCP, nothing is patched: `close()` refuses connections (the
 database is down), `stall()` keeps accepting connections and reading requests but never
@@ -27,7 +27,7 @@ def _shut(sock: socket.socket) -> None:
 
 
 class DatabaseLink:
-    """Forwards a free loopback port to PostgreSQL on `target_port`."""
+    """Forwards a free loopback port to the server on `target_port` (PostgreSQL by default)."""
 
     def __init__(self, target_port: int = 5432) -> None:
         self.target_port = target_port
