@@ -26,7 +26,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.gibberish import Vocabulary
+from bot.nlu.gibberish import Vocabulary, english_words
 from bot.safety.data import files_fingerprint
 from bot.settings import PROJECT_ROOT
 
@@ -77,9 +77,10 @@ class GibberishClassifier(GraphComponent):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> GibberishClassifier:
-        """The vocabulary stored at training time."""
+        """The vocabulary stored at training time (English read now, not at the first message)."""
         with model_storage.read_from(resource) as directory:
             words = json.loads((directory / _FILE).read_text(encoding="utf-8"))
+        english_words()
         return cls(model_storage, resource, Vocabulary.from_words(words))
 
     def train(self, training_data: TrainingData) -> Resource:
