@@ -74,6 +74,11 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, (SQLAlchemyError, OSError, DatabaseStalled, DatabaseUnavailable))
 
 
+def _same_time(a: Optional[float], b: Optional[float]) -> bool:
+    """Two event timestamps as stored (a float column) are the same moment."""
+    return a is not None and b is not None and abs(a - b) < 1e-6
+
+
 def error_kind(exc: BaseException) -> str:
     """The error's class names only: messages may quote patient data."""
     orig = getattr(exc, "orig", None)
@@ -220,6 +225,38 @@ class ClinicTrackerStore(SQLTrackerStore):
             if abandoned.is_set():  # the caller gave up (stall) and spooled it: no late write
                 raise DatabaseStalled("abandoned after the time budget")
             session.commit()
+
+    def _additional_events(self, session: Session, tracker: DialogueStateTracker) -> Iterator[Any]:
+        """The tracker's events not stored yet, also when another server stored some meanwhile.
+
+        Rasa counts the stored events and stores the tracker's events past that count, which
+        holds while the tracker is the stored conversation plus this turn. With two Rasa
+        servers and a database outage it is not: a server answering from its memory holds
+        an older copy, and the count would cut its new events (the patient's message lost)
+        or repeat old ones. So the tracker's event at the stored count must be the stored
+        last event; if not, the events stored for this sender are compared one by one
+        (type and timestamp) and only the missing ones are stored, after the rest.
+        """
+        query = self._event_query(session, tracker.sender_id, fetch_events_from_all_sessions=False)
+        count = query.count()
+        events = list(tracker.events)
+        if count == 0:
+            return iter(events)
+        last = query.with_entities(self.SQLEvent.timestamp).order_by(None).order_by(self.SQLEvent.id.desc()).first()
+        if count <= len(events) and last is not None and _same_time(events[count - 1].timestamp, last[0]):
+            return iter(events[count:])
+        stored = {
+            (type_name, round(timestamp or 0.0, 6))
+            for type_name, timestamp in session.query(self.SQLEvent.type_name, self.SQLEvent.timestamp)
+            .filter(self.SQLEvent.sender_id == tracker.sender_id)
+            .all()
+        }
+        missing = [event for event in events if (event.type_name, round(event.timestamp or 0.0, 6)) not in stored]
+        logger.warning(
+            "conversation %s was stored meanwhile by another server: storing its %d missing event(s) after the rest",
+            spool.reference(tracker.sender_id)[:12], len(missing),
+        )
+        return iter(missing)
 
     def _retrieve_sync(
         self, sender_id: str, all_sessions: bool, _abandoned: threading.Event

@@ -100,6 +100,7 @@ class RasaStack:
     token: str
     procs: Dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: Dict[str, Path] = field(default_factory=dict)
+    commands: Dict[str, List[str]] = field(default_factory=dict)
 
     def say(self, sender: str, text: str, metadata: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
         """Send a message through the REST channel and return the bot's replies."""
@@ -129,6 +130,23 @@ class RasaStack:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+    def launch(self, name: str) -> None:
+        """Start one process (again) with its command, environment and log (appended)."""
+        self.procs[name] = subprocess.Popen(
+            self.commands[name], cwd=ROOT, env=self.env, stdout=self.logs[name].open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_for_model(self, timeout: float = 300.0) -> None:
+        """Until the Rasa server answers with its model loaded."""
+        wait_http(f"{self.rasa_url}/", timeout=timeout, proc=self.procs["rasa"])
+        deadline = time.time() + timeout
+        while not requests.get(f"{self.rasa_url}/status", params={"token": self.token},
+                               timeout=10).json().get("model_file"):
+            assert time.time() < deadline, "model not loaded:\n" + self.log("rasa")[-3000:]
+            assert self.procs["rasa"].poll() is None, self.log("rasa")[-3000:]
+            time.sleep(1)
 
     def log(self, name: str) -> str:
         """What a process printed so far."""
@@ -215,11 +233,9 @@ def start_stack(
         ],
     }
     for name, command in commands.items():
-        log = tmp / f"{name}.log"
-        stack.logs[name] = log
-        stack.procs[name] = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-        )
+        stack.logs[name] = tmp / f"{name}.log"
+        stack.commands[name] = command
+        stack.launch(name)
     try:
         wait_http(f"{stack.actions_url}/health", proc=stack.procs["actions"])
         wait_http(f"{stack.rasa_url}/", timeout=240, proc=stack.procs["rasa"])

@@ -292,3 +292,36 @@ async def test_spooled_conversation_is_encrypted_with_the_spool_key(
     restarted = ClinicTrackerStore(domain=DOMAIN, url=url)
     await restarted.close()
     assert user_texts(postgres_url, "web:secret") == ["I am Mary O'Neill, 07700 900123"]
+
+
+async def test_a_turn_answered_from_memory_during_an_outage_is_stored_after_the_other_servers_turn(
+    postgres_url: str, link: DatabaseLink, settings_env: Callable[..., None]
+) -> None:
+    """Two Rasa servers: A, cut off from the database, answers from its older copy of the conversation."""
+    settings_env(SPOOL_FLUSH_SECONDS="0.2")
+    server_a = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    server_b = ClinicTrackerStore(domain=DOMAIN, url=postgres_url)
+    sender = "rest:two-servers"
+    try:
+        await server_a.save(conversation(sender, "hello", "what is sciatica"))
+        on_b = await server_b.retrieve(sender)
+        assert on_b is not None
+        on_b.update(UserUttered("and my knee?"))
+        on_b.update(ActionExecuted("action_listen"))
+        await server_b.save(on_b)
+
+        link.close()
+        on_a = await server_a.retrieve(sender)  # from memory: without "and my knee?"
+        assert on_a is not None and len(on_a.events) == len(on_b.events) - 2
+        on_a.update(UserUttered("book me in"))
+        on_a.update(ActionExecuted("action_listen"))
+        await server_a.save(on_a)
+        assert len(spool_files(server_a)) == 1
+        link.open()
+        await eventually(lambda: spool_files(server_a) == [])
+        assert user_texts(postgres_url, sender) == ["hello", "what is sciatica", "and my knee?", "book me in"]
+        listens = [e for e in (await server_b.retrieve(sender)).events if isinstance(e, ActionExecuted)]
+        assert len(listens) == 5, "no event stored twice"
+    finally:
+        await server_a.close()
+        await server_b.close()

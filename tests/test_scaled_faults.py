@@ -1,0 +1,258 @@
+"""Faults under the scaled layout: a Rasa server killed, PostgreSQL restarted, Redis stopped.
+
+Two Rasa servers (each with its action server) behind Debian's nginx, as in
+`tests/test_scaled_layout.py`, but on a PostgreSQL cluster and a Redis server of this
+module's own (`tests.servers`), so that they can be restarted and stopped for real without
+touching the machine's shared ones. Patients talk through the public HTTPS webhook, one
+message after the other's reply, so nginx's round-robin alternates each patient between the
+two Rasa servers.
+
+What a patient or the staff would notice is checked: every message gets its expected reply
+while the fault lasts and after it, the stored conversation holds every message once and in
+order, and a booking made across the fault is one row with the reference the patient read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+import redis
+import requests
+import sqlalchemy as sa
+
+from tests.conftest import RasaStack, free_port
+from tests.servers import PrivatePostgres, PrivateRedis
+from tests.test_deploy_nginx import CREDENTIALS, NGINX, PUBLIC, proxy_config
+from tests.test_scaled_layout import BOOKING, QUESTIONS, start_stacks, texts
+
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # test certificate
+NAME, PHONE = "Nur Aisyah Binte Ali", "9456 7890"
+Script = List[Tuple[str, Optional[str]]]
+
+
+@dataclass
+class Faults:
+    """The running layout, its own database and Redis, and a way to talk through nginx."""
+
+    folder: Path
+    stacks: List[RasaStack]
+    postgres: PrivatePostgres
+    redis_server: PrivateRedis
+    database_url: str
+    https_port: int
+    prefix: str
+
+    def say(self, sender: str, message: str) -> List[Dict[str, Any]]:
+        answer = requests.post(
+            f"https://127.0.0.1:{self.https_port}/webhooks/rest/webhook",
+            json={"sender": sender, "message": message}, headers={"Host": PUBLIC},
+            verify=False, timeout=90)
+        assert answer.status_code == 200, (message, answer.status_code, answer.text[:300])
+        return list(answer.json())
+
+    def talk(self, sender: str, script: Script, sent: List[str], read: List[str]) -> None:
+        """Each message after the previous reply; each reply must hold its expected text."""
+        for template, expected in script:
+            message = template.format(name=NAME, phone=PHONE)
+            replies = self.say(sender, message)
+            sent.append(message)
+            read.append(texts(replies))
+            assert replies, (message, "no reply")
+            if expected is not None:
+                assert expected in texts(replies), (message, texts(replies))
+
+    def served_by(self, sender: str) -> List[str]:
+        """The Rasa server that answered each of this patient's messages, from nginx's log."""
+        lines = (self.folder / "faults.log").read_text(encoding="utf-8").splitlines()
+        entries = [json.loads(line) for line in lines if line.strip()]
+        # a retried request lists every server tried ("dead, alive"): the last one answered
+        return [entry["upstream"].split(", ")[-1] for entry in entries
+                if entry["uri"] == "/webhooks/rest/webhook" and json.loads(entry["body"])["sender"] == sender]
+
+    def address(self, stack: RasaStack) -> str:
+        return stack.rasa_url.removeprefix("http://")
+
+    def stored_messages(self, sender: str) -> List[str]:
+        return [json.loads(data)["text"] for (data,) in self.query(
+            "SELECT data FROM events WHERE sender_id = :c AND type_name = 'user' ORDER BY id", c=f"rest:{sender}")]
+
+    def bookings(self, sender: str) -> List[str]:
+        return [reference for (reference,) in self.query(
+            "SELECT reference FROM booking_requests WHERE conversation_id = :c", c=f"rest:{sender}")]
+
+    def query(self, sql: str, **params: Any) -> List[Any]:
+        engine = sa.create_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(sa.text(sql), params).all())
+        finally:
+            engine.dispose()
+
+
+def wait_for_log(faults: Faults, sender: str, count: int) -> List[str]:
+    """The servers that answered, once nginx logged them (just after the client read the response)."""
+    deadline = time.monotonic() + 10
+    while len(served := faults.served_by(sender)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} lines in nginx's log"
+        time.sleep(0.1)
+    return served
+
+
+def references(read: List[str]) -> List[str]:
+    return re.findall(r"Your reference is (BK-\w+)", "\n".join(read))
+
+
+@pytest.fixture(scope="module")
+def faults(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
+    if not Path(NGINX).exists():
+        pytest.fail("nginx is not installed: make nginx")
+    folder = tmp_path_factory.mktemp("faults")
+    postgres, redis_server = PrivatePostgres(free_port()), PrivateRedis(free_port())
+    stacks: List[RasaStack] = []
+    nginx: Optional[subprocess.Popen[bytes]] = None
+    try:
+        postgres.start()
+        redis_server.start()
+        prefix = "faults" + uuid.uuid4().hex[:10]
+        lock_store = (f"lock_store:\n  type: bot.lock_store.AtomicRedisLockStore\n  url: {redis_server.url}\n"
+                      f"  key_prefix: {prefix}\n  retry_redis_after: 1\n")
+        stacks = start_stacks(folder, model_path, postgres.url, {
+            "credentials": CREDENTIALS,
+            "extra_env": {"SPOOL_FLUSH_SECONDS": "2"},
+            "extra_endpoints": lock_store,
+        })
+        rasa_ports = [int(stack.rasa_url.rsplit(":", 1)[1]) for stack in stacks]
+        http_port, https_port = free_port(), free_port()
+        http_extra = (
+            "  log_format faults escape=json '{\"uri\":\"$uri\",\"upstream\":\"$upstream_addr\","
+            "\"status\":\"$status\",\"body\":\"$request_body\"}';\n"
+            f"  access_log {folder}/faults.log faults;\n"
+        )
+        config = proxy_config(folder, http_port, https_port, {
+            "clinic_rasa": rasa_ports, "clinic_rasa_socketio": rasa_ports,
+            "clinic_web": free_port(), "clinic_console": free_port()}, http_extra=http_extra)
+        nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"])
+        deadline = time.monotonic() + 30
+        while True:
+            assert nginx.poll() is None, (folder / "error.log").read_text()
+            try:
+                requests.get(f"https://127.0.0.1:{https_port}/", headers={"Host": PUBLIC}, verify=False, timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "nginx did not come up"
+                time.sleep(0.2)
+        yield Faults(folder, stacks, postgres, redis_server, postgres.url, https_port, prefix)
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(timeout=20)
+        for stack in stacks:
+            for proc in stack.procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
+        for stack in stacks:
+            for name in stack.procs:
+                stack.stop(name)
+        redis_server.close()
+        postgres.close()
+
+
+def test_a_killed_rasa_server_leaves_patients_answered_by_the_other_and_it_rejoins(faults: Faults) -> None:
+    booker, asker = f"kill-{uuid.uuid4().hex[:8]}", f"kill-{uuid.uuid4().hex[:8]}"
+    sent: Dict[str, List[str]] = {booker: [], asker: []}
+    read: Dict[str, List[str]] = {booker: [], asker: []}
+    for turn in range(4):  # in the middle of the booking form
+        faults.talk(booker, BOOKING[turn:turn + 1], sent[booker], read[booker])
+        faults.talk(asker, QUESTIONS[0][turn:turn + 1], sent[asker], read[asker])
+    victim, survivor = faults.stacks
+    assert set(wait_for_log(faults, booker, 4)) == {faults.address(victim), faults.address(survivor)}
+
+    victim.procs["rasa"].kill()  # no shutdown: a crash
+    victim.procs["rasa"].wait(timeout=20)
+    for turn in range(4, len(BOOKING)):
+        faults.talk(booker, BOOKING[turn:turn + 1], sent[booker], read[booker])
+        faults.talk(asker, QUESTIONS[0][turn:turn + 1], sent[asker], read[asker])
+    served = wait_for_log(faults, booker, len(BOOKING))
+    assert set(served[4:]) == {faults.address(survivor)}
+    for sender in (booker, asker):
+        assert faults.stored_messages(sender) == sent[sender]
+    given = references(read[booker])
+    assert len(given) == 1 and faults.bookings(booker) == given
+
+    victim.launch("rasa")  # restarted by its supervisor: nginx sends it patients again
+    victim.wait_for_model()
+    returner = f"kill-{uuid.uuid4().hex[:8]}"
+    sent[returner], read[returner] = [], []
+    deadline = time.monotonic() + 120  # nginx retries a failed server after fail_timeout (10 s)
+    while faults.address(victim) not in wait_for_log(faults, returner, len(sent[returner])):
+        assert time.monotonic() < deadline, "the restarted server got no patient"
+        faults.talk(returner, [("what is sciatica", "sciatic nerve")], sent[returner], read[returner])
+        time.sleep(1)
+    assert faults.stored_messages(returner) == sent[returner]
+
+
+def test_a_postgresql_restart_between_turns_loses_nothing_and_the_booking_is_stored_once(faults: Faults) -> None:
+    booker = f"pg-{uuid.uuid4().hex[:8]}"
+    sent: List[str] = []
+    read: List[str] = []
+    faults.talk(booker, BOOKING[:4], sent, read)
+    before = faults.postgres.backend_pids()
+    assert before, "the servers hold pooled connections"
+
+    faults.postgres.restart()  # every pooled connection of both Rasa and action servers is cut
+    assert not before & faults.postgres.backend_pids()
+    faults.talk(booker, BOOKING[4:], sent, read)
+    assert faults.stored_messages(booker) == sent
+    given = references(read)
+    assert len(given) == 1 and faults.bookings(booker) == given
+    assert set(wait_for_log(faults, booker, len(sent))) == {faults.address(s) for s in faults.stacks}
+
+
+def test_a_message_while_postgresql_is_down_is_answered_and_stored_once_when_it_is_back(faults: Faults) -> None:
+    patient = f"pg-down-{uuid.uuid4().hex[:8]}"
+    sent: List[str] = []
+    read: List[str] = []
+    faults.talk(patient, QUESTIONS[0][:3], sent, read)  # both servers have served this patient
+
+    faults.postgres.stop()
+    faults.talk(patient, [("what is sciatica", "sciatic nerve")], sent, read)  # from memory, spooled
+    faults.postgres.start()
+    deadline = time.monotonic() + 60  # each server stores its spool every SPOOL_FLUSH_SECONDS
+    while faults.stored_messages(patient) != sent:
+        assert time.monotonic() < deadline, (faults.stored_messages(patient), sent)
+        time.sleep(0.5)
+    faults.talk(patient, [("what is a hyaluronic acid injection?", "knee joint")], sent, read)
+    assert faults.stored_messages(patient) == sent
+
+
+def test_with_redis_stopped_patients_are_answered_and_locking_returns_to_redis(faults: Faults) -> None:
+    patient = f"redis-{uuid.uuid4().hex[:8]}"
+    counter = f"{faults.prefix}:lock:rest:{patient}:last"
+    red = faults.redis_server
+    sent: List[str] = []
+    read: List[str] = []
+    faults.talk(patient, QUESTIONS[1][:2], sent, read)
+    client = redis.Redis.from_url(red.url)
+    assert int(client.get(counter) or 0) == 2  # both turns were locked in Redis
+
+    red.stop()
+    faults.talk(patient, QUESTIONS[1][2:6], sent, read)  # each server locks in its memory
+    for stack in faults.stacks:
+        assert "LOCK STORE DOWN" in stack.log("rasa")
+
+    red.start()  # empty: Redis without persistence comes back with no tickets
+    deadline = time.monotonic() + 60
+    while not client.exists(counter):
+        assert time.monotonic() < deadline, "the lock store never used Redis again"
+        faults.talk(patient, [("what is sciatica", "sciatic nerve")], sent, read)
+    assert faults.stored_messages(patient) == sent
+    assert set(wait_for_log(faults, patient, len(sent))) == {faults.address(s) for s in faults.stacks}
+    client.close()
