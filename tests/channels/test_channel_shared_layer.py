@@ -28,7 +28,7 @@ import requests
 from bot.channels.buttons import SHORT_IDS_TTL_SECONDS, ButtonMemory, ShortIds
 from bot.channels.messaging import RetryPolicy
 from bot.channels.store import MemoryStore, RedisStore, channel_store
-from bot.channels.telegram import SECRET_HEADER, BotApiClient, TelegramApiError
+from bot.channels.telegram import SECRET_HEADER, BotApiClient, TelegramApiError, TelegramInput
 from bot.channels.twilio_whatsapp import TwilioWhatsAppOutput
 from bot.channels.whatsapp import GraphApiError, GraphClient, WhatsAppCloudInput, WhatsAppCloudOutput
 from bot.settings import Settings, SettingsError, get_settings
@@ -318,7 +318,7 @@ def test_without_redis_each_instance_resolves_only_its_own_ids(
     sender = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
     other = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
     try:
-        assert isinstance(sender.channel.memory.store, MemoryStore)  # type: ignore[attr-defined]
+        assert isinstance(sender.channel, TelegramInput) and isinstance(sender.channel.memory.store, MemoryStore)
         _long_menu_and_press(telegram_api, telegram_secret, sender, [other, sender])
     finally:
         sender.stop()
@@ -338,7 +338,7 @@ def test_with_redis_unreachable_a_press_still_goes_through_by_its_title(
     sender = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
     other = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
     try:
-        assert isinstance(sender.channel.memory.store, RedisStore)  # type: ignore[attr-defined]
+        assert isinstance(sender.channel, TelegramInput) and isinstance(sender.channel.memory.store, RedisStore)
         with caplog.at_level(logging.WARNING, logger="bot.channels.buttons"):
             _long_menu_and_press(telegram_api, telegram_secret, sender, [other, sender])
     finally:
