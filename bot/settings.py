@@ -120,6 +120,10 @@ class Settings:
     # empty keeps them in this process; a redis:// URL shares them between processes
     channel_cache_url: str = ""
     channel_cache_prefix: str = "clinic:channels:"
+    # The widget's socket.io servers (bot/channels/socketio.py, presence.py): empty keeps each
+    # Rasa server's sockets to itself; a redis:// URL lets any server reach, and report on, a
+    # browser connected to another (SOCKETIO_REDIS_URL, else REDIS_URL)
+    socketio_redis_url: str = ""
     # Ports the processes bind (python -m bot.run; hosts are RASA_HOST, ACTIONS_HOST, WEB_HOST)
     rasa_port: int = 5005
     actions_port: int = 5055
@@ -197,6 +201,7 @@ class Settings:
             **{name: _get(env, name.upper()) for name in CHANNEL_VARIABLES},
             channel_cache_url=_get(env, "CHANNEL_CACHE_URL") or _get(env, "REDIS_URL"),
             channel_cache_prefix=_get(env, "CHANNEL_CACHE_PREFIX") or cls.channel_cache_prefix,
+            socketio_redis_url=_get(env, "SOCKETIO_REDIS_URL") or _get(env, "REDIS_URL"),
             rasa_port=int(_get(env, "RASA_PORT", "5005") or 5005),
             actions_port=int(_get(env, "ACTIONS_PORT", "5055") or 5055),
             web_port=int(_get(env, "WEB_PORT", "8080") or 8080),
@@ -236,6 +241,10 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise SettingsError("CHANNEL_CACHE_URL (or REDIS_URL) must be a redis://, rediss:// or unix:// URL")
+        if self.socketio_redis_url and not self.socketio_redis_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise SettingsError("SOCKETIO_REDIS_URL (or REDIS_URL) must be a redis://, rediss:// or unix:// URL")
         if self.spool_key:
             from cryptography.fernet import Fernet
 

@@ -5,21 +5,24 @@ default fallback prints `1: Title (/payload)`, leaking intent names to patients.
 become a plain numbered list, and a typed reply ("2", "option 2", "book a consultation") is
 resolved back to the button's payload by a pure function given the last buttons sent, which
 `ButtonMemory` keeps (see bot/channels/store.py for where).
-Channels with size limits on button data (Telegram: 64 bytes) map long payloads to short,
-deterministic ids that they can resolve again.
+Channels with size limits on button data (Telegram: 64 bytes, WhatsApp: 256 characters) map
+long payloads to short, deterministic ids that they can resolve again (`ShortIds`, in the
+same store, so in every process when it is Redis).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from cachetools import TTLCache
 
 from bot.channels.store import ChannelCache, MemoryStore, StoreUnavailable
 
@@ -33,6 +36,10 @@ BUTTONS_TTL_SECONDS = 24 * 3600
 _NUMBER_REPLY = re.compile(r"^(?:option|choice|number|no\.?|nr\.?|#)?\s*(\d{1,3})\s*[.):]?$", re.IGNORECASE)
 _NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
 SHORT_ID_PREFIX = "~"
+
+SHORT_IDS_TTL_SECONDS = 7 * 24 * 3600
+"""How long a long payload stays resolvable after its button was last sent: a keyboard stays
+on the patient's screen for days, and the payload is the same for every patient."""
 
 
 def button_title(button: Button) -> str:
@@ -167,33 +174,72 @@ class ButtonMemory:
 
 
 class ShortIds:
-    """Fit payloads into small button-data fields and map them back.
+    """Fit payloads into small button-data fields and map them back, in every process.
 
     A payload that fits is used as is. A longer one becomes `~` plus 22 characters of its
-    SHA-256 (deterministic, so the same button always gets the same id) and is kept in a
-    bounded map. After a restart the map is empty; callers then fall back to the button's
-    title, which every channel echoes back with the press.
+    SHA-256 (deterministic, so the same button always gets the same id, in any process).
+    The id's payload is kept in this process (bounded in number and age) and, given a
+    `ChannelCache`, in the channel's store too: with Redis (`CHANNEL_CACHE_URL`) a press
+    that reaches another process behind the load balancer still resolves. Every encode
+    renews the entry's lifetime. An id known nowhere (expired, issued before a restart
+    without Redis, or the store unreachable) decodes to None, and callers fall back to the
+    button's title, which every channel echoes back with the press.
     """
 
-    def __init__(self, max_entries: int = 10_000) -> None:
-        """Create an empty map holding at most `max_entries` long payloads."""
-        self._payloads: OrderedDict[str, str] = OrderedDict()
-        self._max_entries = max_entries
+    def __init__(
+        self,
+        cache: ChannelCache | None = None,
+        max_entries: int = 10_000,
+        ttl_seconds: float = SHORT_IDS_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Map in this process, and in `cache` (the channel's shared store) if given.
 
-    def encode(self, payload: str, max_bytes: int) -> str:
-        """Return `payload` if it fits in `max_bytes` UTF-8 bytes, else a short id for it."""
+        Args:
+            cache: The channel's store (see `bot.channels.messaging.ChannelMemory`).
+            max_entries: Payloads this process keeps (the oldest go first).
+            ttl_seconds: How long this process keeps a payload after its last encode.
+            clock: Monotonic time source of the in-process map (injectable for tests).
+        """
+        self._local: TTLCache[str, str] = TTLCache(maxsize=max_entries, ttl=ttl_seconds, timer=clock)
+        self._shared = cache
+
+    @staticmethod
+    def short_id(payload: str) -> str:
+        """The id of `payload`: `~` and 22 URL-safe characters of its SHA-256."""
+        digest = hashlib.sha256(payload.encode("utf-8")).digest()
+        return SHORT_ID_PREFIX + base64.urlsafe_b64encode(digest).decode("ascii")[:22]
+
+    async def encode(self, payload: str, max_bytes: int) -> str:
+        """Return `payload` if it fits in `max_bytes` UTF-8 bytes, else a short id for it.
+
+        An unreachable store is logged: the id still resolves in this process, and a press
+        that reaches another one falls back to the title.
+        """
         if len(payload.encode("utf-8")) <= max_bytes and not payload.startswith(SHORT_ID_PREFIX):
             return payload
-        digest = hashlib.sha256(payload.encode("utf-8")).digest()
-        short = SHORT_ID_PREFIX + base64.urlsafe_b64encode(digest).decode("ascii")[:22]
-        self._payloads.pop(short, None)
-        self._payloads[short] = payload
-        while len(self._payloads) > self._max_entries:
-            self._payloads.popitem(last=False)
+        short = self.short_id(payload)
+        self._local[short] = payload
+        if self._shared is not None:
+            try:
+                await self._shared.put(short, payload)
+            except StoreUnavailable as error:
+                logger.warning("Could not share a button id (%s); other processes will use its title", error)
         return short
 
-    def decode(self, data: str) -> str | None:
-        """Payload for button data from `encode`; None for an unknown short id."""
-        if data.startswith(SHORT_ID_PREFIX):
-            return self._payloads.get(data)
-        return data
+    async def encode_all(self, payloads: Sequence[str], max_bytes: int) -> list[str]:
+        """`encode` each payload, concurrently (one message's buttons), in order."""
+        return list(await asyncio.gather(*(self.encode(p, max_bytes) for p in payloads)))
+
+    async def decode(self, data: str) -> str | None:
+        """Payload for button data from `encode`; None for a short id known nowhere."""
+        if not data.startswith(SHORT_ID_PREFIX):
+            return data
+        payload = self._local.get(data)
+        if payload is not None or self._shared is None:
+            return payload
+        try:
+            return await self._shared.get(data)
+        except StoreUnavailable as error:
+            logger.warning("Could not look up a button id (%s); using the button's title", error)
+            return None

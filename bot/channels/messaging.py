@@ -12,8 +12,8 @@ that layer, once:
   never a timeout, after which the provider may already have the message). A `Retry-After`
   header, or Telegram's `parameters.retry_after`, is waited for when it is short; a longer
   one, and the last failure, reach the caller as the provider's answer or `Unreachable`.
-* `ChannelMemory` is a channel's button memory and replay guard on one store
-  (bot/channels/store.py: in process by default, Redis with `CHANNEL_CACHE_URL`).
+* `ChannelMemory` is a channel's button memory, button short ids and replay guard on one
+  store (bot/channels/store.py: in process by default, Redis with `CHANNEL_CACHE_URL`).
 * `same_secret` is the constant-time comparison behind every webhook secret check, and
   `check_secret_strength` refuses weak secrets in production.
 """
@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp_retry import ExponentialRetry, RetryClient
 from rasa.shared.exceptions import RasaException
 
-from bot.channels.buttons import BUTTONS_TTL_SECONDS, ButtonMemory
+from bot.channels.buttons import BUTTONS_TTL_SECONDS, SHORT_IDS_TTL_SECONDS, ButtonMemory, ShortIds
 from bot.channels.replay import ReplayGuard, seen_ttl_seconds
 from bot.channels.store import ChannelCache, ChannelStore, channel_store
 from bot.settings import PLACEHOLDER_SECRETS, get_settings
@@ -203,11 +203,12 @@ def _describe(error: BaseException) -> str:
 
 @dataclass
 class ChannelMemory:
-    """A channel's button memory and replay guard, on one store."""
+    """A channel's button memory, button short ids and replay guard, on one store."""
 
     store: ChannelStore
     buttons: ButtonMemory
     replays: ReplayGuard
+    short_ids: ShortIds
 
     @classmethod
     def for_channel(cls, channel: str, secret: str) -> ChannelMemory:
@@ -219,6 +220,7 @@ class ChannelMemory:
             replays=ReplayGuard(
                 channel, cache=ChannelCache(store, f"{channel}:seen", seen_ttl_seconds(), secret)
             ),
+            short_ids=ShortIds(ChannelCache(store, f"{channel}:short-ids", SHORT_IDS_TTL_SECONDS, secret)),
         )
 
     async def close(self) -> None:

@@ -16,6 +16,13 @@ reply, staff joined/left; an alert; the question asked; `bot.channels.markers`) 
 `GET /webhooks/socketio/presence?conversation_id=web:<id>&token=<Rasa API token>` says
 whether a browser is connected to that conversation right now: staff replies are only sent
 when one is (`bot.handoff.reachability`).
+
+With more than one Rasa server, `SOCKETIO_REDIS_URL` (else `REDIS_URL`) gives the socket.io
+server python-socketio's `AsyncRedisManager` (redis-py's asyncio client; pub/sub channel
+`<CHANNEL_CACHE_PREFIX>socketio`): a message emitted to a conversation's room by any server,
+e.g. a staff reply triggered through the one `RASA_URL` names, reaches the browser on
+whichever server it is connected to. The presence route then also counts the browsers other
+servers recorded (`bot.channels.presence`). Without it, nothing of this is used.
 """
 
 from __future__ import annotations
@@ -40,11 +47,12 @@ from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
-from socketio import AsyncServer
+from socketio import AsyncRedisManager, AsyncServer
 
 from bot.channels.intake import BadMessage, deliver, tracker_store_of
 from bot.channels.limits import limit_request_size
 from bot.channels.markers import marker_of
+from bot.channels.presence import SharedPresence
 from bot.channels.sender import PREFIXES, sender_id
 from bot.settings import get_settings, rasa_api_token
 
@@ -220,6 +228,7 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             raise OriginConfigError("at least one allowed origin is needed for the widget")
         self.cors_allowed_origins: list[str] = origins
         self._recent_message_ids: OrderedDict[str, None] = OrderedDict()
+        self.presence: SharedPresence | None = None
 
     def get_output_channel(self) -> OutputChannel | None:
         """Output channel for messages Rasa sends outside a user turn (e.g. reminders)."""
@@ -257,11 +266,22 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
         """Rasa's blueprint with an awaited room join and an origin-checking server."""
+        settings = get_settings()
+        manager = None
+        if settings.socketio_redis_url:
+            manager = AsyncRedisManager(
+                settings.socketio_redis_url,
+                channel=f"{settings.channel_cache_prefix}socketio",
+                redis_options={"socket_connect_timeout": 1.0},
+            )
+            self.presence = SharedPresence(settings.socketio_redis_url, settings.channel_cache_prefix)
         sio = AsyncServer(
             async_mode="sanic",
+            client_manager=manager,
             cors_allowed_origins=self.cors_allowed_origins,
-            max_http_buffer_size=get_settings().request_max_bytes,
+            max_http_buffer_size=settings.request_max_bytes,
         )
+        shared_presence = self.presence
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
         namespace = self.namespace
@@ -278,8 +298,10 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
                 return response.json({"ok": False, "error": "unauthorised"}, status=401)
             conversation = str(request.args.get("conversation_id") or "")
-            sockets = list(sio.manager.get_participants(namespace or "/", conversation))
-            return response.json({"conversation_id": conversation, "connected": bool(sockets)})
+            connected = any(True for _ in sio.manager.get_participants(namespace or "/", conversation))
+            if not connected and shared_presence is not None:
+                connected = bool(await shared_presence.connected(conversation))
+            return response.json({"conversation_id": conversation, "connected": connected})
 
         async def join(sid: str, session_id: str) -> str:
             """Put the socket in the conversation's room (leaving any earlier one)."""
@@ -290,6 +312,8 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             if previous and previous != sender_id:
                 await sio.leave_room(sid, previous, namespace=namespace)
             await sio.enter_room(sid, sender_id, namespace=namespace)
+            if shared_presence is not None:
+                await shared_presence.joined(sid, sender_id)
             return sender_id
 
         @sio.on("connect", namespace=namespace)
@@ -301,6 +325,8 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         @sio.on("disconnect", namespace=namespace)
         async def disconnect(sid: str, *_: object) -> None:
             logger.debug("socket.io client %s disconnected", sid)
+            if shared_presence is not None:
+                await shared_presence.left(sid)
 
         @sio.on("session_request", namespace=namespace)
         async def session_request(sid: str, data: object = None) -> None:
@@ -319,6 +345,8 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             if not self.session_persistence:
                 conversation = self.sender_id_for(sid)
                 await sio.enter_room(sid, conversation, namespace=namespace)
+                if shared_presence is not None:
+                    await shared_presence.joined(sid, conversation)
                 return conversation
             async with sio.session(sid, namespace=namespace) as session:
                 conversation = session.get("sender_id")

@@ -1,8 +1,10 @@
 """Where the messaging channels remember things between webhook calls: one interface, two backends.
 
-Telegram, WhatsApp and Twilio each keep two short-lived memories: the platform message ids
-already handled (a webhook is redelivered, perhaps to another process) and the buttons last
-sent to a patient (so that a typed "2" picks one). `MemoryStore` keeps them in this process,
+Telegram, WhatsApp and Twilio each keep short-lived memories: the platform message ids
+already handled (a webhook is redelivered, perhaps to another process), the buttons last
+sent to a patient (so that a typed "2" picks one) and, for Telegram and WhatsApp, the long
+button payloads behind the short ids their button data carries (so a press answered by
+another process still sends the payload). `MemoryStore` keeps them in this process,
 in cachetools' `TTLCache` (bounded in size and age); it is the default and needs no server.
 `RedisStore` keeps them in Redis when `CHANNEL_CACHE_URL` (else `REDIS_URL`) is set, so every
 Rasa process behind a load balancer sees the same memory: an update redelivered to process B
@@ -57,6 +59,10 @@ class ChannelStore(abc.ABC):
         """Store `value` under `key` for `ttl_seconds`, replacing an earlier one."""
 
     @abc.abstractmethod
+    async def get(self, namespace: str, key: str) -> str | None:
+        """The value under `key`, left in place (None if absent or expired)."""
+
+    @abc.abstractmethod
     async def take(self, namespace: str, key: str) -> str | None:
         """Remove and return the value under `key` (None if absent or expired), atomically."""
 
@@ -95,6 +101,11 @@ class MemoryStore(ChannelStore):
         """Store `value`; the namespace's first lifetime applies to all its entries."""
         self._cache(namespace, ttl_seconds)[key] = value
 
+    async def get(self, namespace: str, key: str) -> str | None:
+        """The value (None if absent or expired)."""
+        cache = self._caches.get(namespace)
+        return None if cache is None else cache.get(key)
+
     async def take(self, namespace: str, key: str) -> str | None:
         """Remove and return the value (None if absent or expired)."""
         cache = self._caches.get(namespace)
@@ -107,8 +118,8 @@ class MemoryStore(ChannelStore):
 class RedisStore(ChannelStore):
     """Redis, shared by every process with the same URL and prefix.
 
-    `SET NX PX` claims, `SET PX` stores and `GETDEL` takes (Redis 6.2 or later), each one
-    atomic command. The asyncio client is bound to the loop that made it, so there is one
+    `SET NX PX` claims, `SET PX` stores, `GET` reads and `GETDEL` takes (Redis 6.2 or
+    later), each one atomic command. The asyncio client is bound to the loop that made it, so there is one
     per running loop, made on first use (Rasa builds channels before its loop runs).
     """
 
@@ -155,6 +166,14 @@ class RedisStore(ChannelStore):
             )
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+
+    async def get(self, namespace: str, key: str) -> str | None:
+        """`GET key`."""
+        try:
+            value = await self._client().get(self.key(namespace, key))
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+        return None if value is None else bytes(value).decode("utf-8")
 
     async def take(self, namespace: str, key: str) -> str | None:
         """`GETDEL key`."""
@@ -225,6 +244,14 @@ class ChannelCache:
             StoreUnavailable: The store could not be reached.
         """
         await self.store.put(self.namespace, self.hashed(key), value, self.ttl_seconds)
+
+    async def get(self, key: str) -> str | None:
+        """The value under `key`, left in place for the next reader.
+
+        Raises:
+            StoreUnavailable: The store could not be reached.
+        """
+        return await self.store.get(self.namespace, self.hashed(key))
 
     async def take(self, key: str) -> str | None:
         """Remove and return the value under `key`.

@@ -219,7 +219,7 @@ class TelegramOutput(OutputChannel):
             if chunk:
                 await self._send("sendMessage", {"chat_id": chat_id, "text": chunk})
 
-    def reply_markup(self, buttons: Sequence[Button], button_type: str | None = None) -> dict[str, Any]:
+    async def reply_markup(self, buttons: Sequence[Button], button_type: str | None = None) -> dict[str, Any]:
         """Build a keyboard: `vertical` (default, one button per row), `inline` or `reply`.
 
         Inline buttons carry the payload as callback_data, or a short id when the payload is
@@ -231,13 +231,8 @@ class TelegramOutput(OutputChannel):
                 "one_time_keyboard": True,
                 "resize_keyboard": True,
             }
-        keys = [
-            {
-                "text": button_title(b),
-                "callback_data": self._short_ids.encode(button_payload(b), CALLBACK_DATA_MAX_BYTES),
-            }
-            for b in buttons
-        ]
+        data = await self._short_ids.encode_all([button_payload(b) for b in buttons], CALLBACK_DATA_MAX_BYTES)
+        keys = [{"text": button_title(b), "callback_data": d} for b, d in zip(buttons, data, strict=True)]
         rows = [keys] if button_type == "inline" else [[key] for key in keys]
         return {"inline_keyboard": rows}
 
@@ -250,7 +245,7 @@ class TelegramOutput(OutputChannel):
     ) -> None:
         """Send text with a keyboard and remember the buttons for typed replies."""
         chat_id = chat_id_from(recipient_id)
-        markup = self.reply_markup(buttons, kwargs.get("button_type"))
+        markup = await self.reply_markup(buttons, kwargs.get("button_type"))
         await self._memory.remember(sender_id_for(chat_id), buttons)
         chunks = _chunks(text or DEFAULT_BUTTON_PROMPT, MESSAGE_MAX_CHARS)
         for chunk in chunks[:-1]:
@@ -368,8 +363,8 @@ class TelegramInput(InputChannel):
         self.start_payload = start_payload
         self.webhook_is_set = False
         self.api = BotApiClient(access_token, self.api_base_url)
-        self._short_ids = ShortIds()
         self.memory = ChannelMemory.for_channel(CHANNEL_NAME, secret_token)
+        self._short_ids = self.memory.short_ids
         self._memory = self.memory.buttons
         self._replays = self.memory.replays
         self._webhook_task: asyncio.Task[None] | None = None
@@ -475,7 +470,7 @@ class TelegramInput(InputChannel):
                 return None
             if not isinstance(data, str) or not data:
                 return None
-            payload = self._short_ids.decode(data) or _keyboard_title(source, data)
+            payload = await self._short_ids.decode(data) or _keyboard_title(source, data)
             if not payload:
                 logger.warning("Ignoring Telegram button press with unknown data")
                 return None

@@ -238,9 +238,11 @@ class WhatsAppCloudOutput(OutputChannel):
             body = text[start : start + TEXT_MAX_CHARS]
             await self._send(recipient_id, {"type": "text", "text": {"body": body}})
 
-    def interactive_content(self, text: str, buttons: Sequence[Button], layout: str) -> dict[str, Any]:
+    async def interactive_content(self, text: str, buttons: Sequence[Button], layout: str) -> dict[str, Any]:
         """Interactive message content for `layout` `"buttons"` or `"list"`."""
         body = {"text": (text or "").strip() or DEFAULT_BUTTON_PROMPT}
+        limit = REPLY_ID_MAX_CHARS if layout == "buttons" else LIST_ID_MAX_CHARS
+        ids = await self._short_ids.encode_all([button_payload(b) for b in buttons], limit)
         if layout == "buttons":
             return {
                 "type": "interactive",
@@ -252,20 +254,20 @@ class WhatsAppCloudOutput(OutputChannel):
                             {
                                 "type": "reply",
                                 "reply": {
-                                    "id": self._short_ids.encode(button_payload(b), REPLY_ID_MAX_CHARS),
+                                    "id": short_id,
                                     "title": button_title(b),
                                 },
                             }
-                            for b in buttons
+                            for b, short_id in zip(buttons, ids, strict=True)
                         ]
                     },
                 },
             }
         rows = []
-        for b in buttons:
+        for b, short_id in zip(buttons, ids, strict=True):
             title = button_title(b)
             row = {
-                "id": self._short_ids.encode(button_payload(b), LIST_ID_MAX_CHARS),
+                "id": short_id,
                 "title": _shorten(title, LIST_TITLE_MAX_CHARS),
             }
             if len(title) > LIST_TITLE_MAX_CHARS:
@@ -299,7 +301,7 @@ class WhatsAppCloudOutput(OutputChannel):
         if layout == "text":
             await self.send_text_message(recipient_id, numbered_message(text, buttons))
             return
-        await self._send(recipient_id, self.interactive_content(text, buttons, layout))
+        await self._send(recipient_id, await self.interactive_content(text, buttons, layout))
 
     async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
         """Send an image by link."""
@@ -399,8 +401,8 @@ class WhatsAppCloudInput(InputChannel):
         self.phone_number_id = phone_number_id
         self.interactive = interactive
         self.client = GraphClient(access_token, phone_number_id, api_base_url, api_version)
-        self._short_ids = ShortIds()
         self.memory = ChannelMemory.for_channel(CHANNEL_NAME, app_secret)
+        self._short_ids = self.memory.short_ids
         self._memory = self.memory.buttons
         self._replays = self.memory.replays
 
@@ -433,7 +435,7 @@ class WhatsAppCloudInput(InputChannel):
             await self._memory.take(sender_id)
             if not isinstance(reply, dict):
                 return None
-            payload = self._short_ids.decode(str(reply.get("id") or ""))
+            payload = await self._short_ids.decode(str(reply.get("id") or ""))
             text = payload or str(reply.get("title") or "").strip()
             return (text, True) if text else None
         if kind == "button":  # quick-reply button of a template message

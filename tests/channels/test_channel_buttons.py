@@ -106,31 +106,46 @@ async def test_memory_copies_buttons() -> None:
     assert (await memory.take("a"))[0]["payload"] == BUTTONS[0]["payload"]
 
 
-def test_short_ids_keep_fitting_payloads_and_shorten_others() -> None:
+async def test_short_ids_keep_fitting_payloads_and_shorten_others() -> None:
     """Fitting payloads go as they are; longer ones get a deterministic short id."""
     ids = ShortIds()
     long_payload = '/inform{"condition": "' + "é" * 40 + '"}'
-    assert ids.encode("/book_consultation", 64) == "/book_consultation"
-    short = ids.encode(long_payload, 64)
+    assert await ids.encode("/book_consultation", 64) == "/book_consultation"
+    short = await ids.encode(long_payload, 64)
     assert len(short.encode()) <= 64
-    assert short == ids.encode(long_payload, 64)
-    assert ids.decode(short) == long_payload
-    assert ids.decode("/book_consultation") == "/book_consultation"
-    assert ids.decode("~not-issued") is None
+    assert short == await ids.encode(long_payload, 64)
+    assert short == await ShortIds().encode(long_payload, 64)  # the same id in any process
+    assert await ids.decode(short) == long_payload
+    assert await ids.decode("/book_consultation") == "/book_consultation"
+    assert await ids.decode("~not-issued") is None
 
 
-def test_short_ids_never_pass_through_the_prefix() -> None:
+async def test_short_ids_never_pass_through_the_prefix() -> None:
     """A payload that looks like a short id is mapped too, so decoding is unambiguous."""
     ids = ShortIds()
-    encoded = ids.encode("~x", 64)
+    encoded = await ids.encode("~x", 64)
     assert encoded != "~x"
-    assert ids.decode(encoded) == "~x"
+    assert await ids.decode(encoded) == "~x"
 
 
-def test_short_ids_are_bounded() -> None:
+async def test_short_ids_are_bounded() -> None:
     """The map forgets the oldest payloads beyond its size."""
     ids = ShortIds(max_entries=2)
-    first = ids.encode("a" * 100, 64)
-    ids.encode("b" * 100, 64)
-    ids.encode("c" * 100, 64)
-    assert ids.decode(first) is None
+    first = await ids.encode("a" * 100, 64)
+    await ids.encode("b" * 100, 64)
+    await ids.encode("c" * 100, 64)
+    assert await ids.decode(first) is None
+
+
+async def test_short_ids_expire_a_week_after_their_button_was_last_sent() -> None:
+    """A keyboard pressed days later still resolves; after the lifetime, the title is used."""
+    now = [0.0]
+    ids = ShortIds(clock=lambda: now[0])
+    short = await ids.encode("a" * 100, 64)
+    now[0] = 6 * 24 * 3600.0
+    assert await ids.decode(short) == "a" * 100
+    await ids.encode("a" * 100, 64)  # sent again: the lifetime starts again
+    now[0] = 12 * 24 * 3600.0
+    assert await ids.decode(short) == "a" * 100
+    now[0] = 20 * 24 * 3600.0
+    assert await ids.decode(short) is None

@@ -7,7 +7,9 @@ the failure the way each channel always has. Shared memory: two connector instan
 (db 14, a unique key prefix, removed afterwards). The database is pointed at a closed port
 in those tests, so the durable replay record is out of the picture and only the shared cache
 can tell that a message was seen. Without `CHANNEL_CACHE_URL` the in-process default works
-with no server at all.
+with no server at all. The short ids of long button payloads are shared the same way (on
+db 12), and a Redis that cannot be reached (a closed port) costs a pressed button nothing
+but its payload: the title still goes through.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ import pytest
 import redis
 import requests
 
-from bot.channels.buttons import ButtonMemory, ShortIds
+from bot.channels.buttons import SHORT_IDS_TTL_SECONDS, ButtonMemory, ShortIds
 from bot.channels.messaging import RetryPolicy
 from bot.channels.store import MemoryStore, RedisStore, channel_store
-from bot.channels.telegram import SECRET_HEADER, BotApiClient, TelegramApiError
+from bot.channels.telegram import SECRET_HEADER, BotApiClient, TelegramApiError, TelegramInput
 from bot.channels.twilio_whatsapp import TwilioWhatsAppOutput
 from bot.channels.whatsapp import GraphApiError, GraphClient, WhatsAppCloudInput, WhatsAppCloudOutput
 from bot.settings import Settings, SettingsError, get_settings
 from tests.channels.harness import (
     BUTTONS,
+    HUGE_PAYLOAD,
+    LONG_PAYLOAD,
+    LONG_TITLE,
     PATIENT_WA_ID,
     PHONE_NUMBER_ID,
     ChannelServer,
@@ -40,11 +45,13 @@ from tests.channels.harness import (
     serve_whatsapp,
 )
 from tests.standins._server import free_port, wait_until
-from tests.standins.telegram_api import TelegramBotApiStandIn, text_update
+from tests.standins.telegram_api import TelegramBotApiStandIn, callback_query_update, text_update
 from tests.standins.twilio_api import TwilioApiStandIn
-from tests.standins.whatsapp_graph import WhatsAppGraphStandIn, text_notification
+from tests.standins.whatsapp_graph import WhatsAppGraphStandIn, button_reply_notification, text_notification
 
 REDIS_URL = os.environ.get("TEST_CHANNEL_REDIS_URL", "redis://127.0.0.1:6379/14")
+SHORT_IDS_REDIS_URL = os.environ.get("TEST_SHORT_IDS_REDIS_URL", "redis://127.0.0.1:6379/12")
+CHAT_ID = 4343
 FAST = RetryPolicy(attempts=3, first_delay_seconds=0.01, max_delay_seconds=0.05)
 DATABASE_DOWN = "postgresql://clinic@127.0.0.1:9/clinic"  # nothing listens on port 9
 
@@ -65,14 +72,44 @@ def shared_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture
+def shared_short_ids_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Like `shared_redis`, on db 12 (the short-id tests' own)."""
+    prefix = f"test-short-ids-{uuid.uuid4().hex[:12]}:"
+    monkeypatch.setenv("CHANNEL_CACHE_URL", SHORT_IDS_REDIS_URL)
+    monkeypatch.setenv("CHANNEL_CACHE_PREFIX", prefix)
+    get_settings.cache_clear()
+    yield prefix
+    client = redis.Redis.from_url(SHORT_IDS_REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def redis_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel cache is configured, but nothing listens at its port."""
+    monkeypatch.setenv("CHANNEL_CACHE_URL", f"redis://127.0.0.1:{free_port()}/12")
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def in_process_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Redis configured: every process keeps its own memory (the default)."""
+    monkeypatch.delenv("CHANNEL_CACHE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def database_down(monkeypatch: pytest.MonkeyPatch) -> None:
     """The replay record's database is unreachable: only the channel cache can dedupe."""
     monkeypatch.setenv("DATABASE_URL", DATABASE_DOWN)
     get_settings.cache_clear()
 
 
-def _redis_keys(prefix: str) -> dict[str, int]:
-    client = redis.Redis.from_url(REDIS_URL)
+def _redis_keys(prefix: str, url: str = REDIS_URL) -> dict[str, int]:
+    client = redis.Redis.from_url(url)
     try:
         return {key.decode(): int(client.pttl(key)) for key in client.scan_iter(match=f"{prefix}*")}
     finally:
@@ -155,6 +192,7 @@ async def test_redis_store_claims_once_and_takes_once(shared_redis: str) -> None
         assert await one.claim("t:seen", "abc", 60) is True
         assert await two.claim("t:seen", "abc", 60) is False
         await one.put("t:buttons", "abc", "[]", 60)
+        assert await two.get("t:buttons", "abc") == "[]"  # a read leaves it for the next reader
         results = await asyncio.gather(two.take("t:buttons", "abc"), one.take("t:buttons", "abc"))
         assert sorted(results, key=str) == [None, "[]"]
     finally:
@@ -196,6 +234,120 @@ def test_cache_url_comes_from_channel_cache_url_or_redis_url() -> None:
     assert Settings.from_env({}).channel_cache_url == ""
     with pytest.raises(SettingsError, match="CHANNEL_CACHE_URL"):
         Settings.from_env({"CHANNEL_CACHE_URL": "http://127.0.0.1:6379"})
+
+
+# -- short ids of long button payloads, shared in Redis ----------------------------------------
+
+
+def _long_menu_and_press(
+    telegram_api: TelegramBotApiStandIn, secret: str, sender: ChannelServer, receivers: list[ChannelServer]
+) -> str:
+    """`sender` sends the long-payload keyboard; its first button's press reaches each receiver.
+
+    Returns the button's callback data.
+    """
+    headers = {SECRET_HEADER: secret}
+    answer = requests.post(sender.url("/webhook"), json=text_update(CHAT_ID, "menu long"), headers=headers, timeout=10)
+    assert answer.json()["status"] == "processed"
+    sent = telegram_api.wait_for("sendMessage")[-1]
+    data = str(sent.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"])
+    for receiver in receivers:
+        press = callback_query_update(CHAT_ID, data, sent.result)
+        answer = requests.post(receiver.url("/webhook"), json=press, headers=headers, timeout=10)
+        assert answer.json()["status"] == "processed"
+    return data
+
+
+def test_long_payload_of_a_button_sent_by_one_instance_is_resolved_by_another(
+    shared_short_ids_redis: str,
+    database_down: None,
+    telegram_api: TelegramBotApiStandIn,
+    telegram_token: str,
+    telegram_secret: str,
+) -> None:
+    agent = EchoAgent()
+    sender = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
+    receiver = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
+    try:
+        data = _long_menu_and_press(telegram_api, telegram_secret, sender, [receiver])
+    finally:
+        sender.stop()
+        receiver.stop()
+
+    assert data.startswith("~") and len(data.encode()) <= 64
+    assert [m.text for m in agent.received] == ["menu long", LONG_PAYLOAD]  # not the title
+    keys = _redis_keys(shared_short_ids_redis, SHORT_IDS_REDIS_URL)
+    [short_id_key] = [k for k in keys if k.startswith(f"{shared_short_ids_redis}telegram:short-ids:")]
+    assert data not in short_id_key  # the id is stored as an HMAC, like every key
+    assert 0 < keys[short_id_key] <= SHORT_IDS_TTL_SECONDS * 1000  # it expires
+
+
+def test_whatsapp_reply_id_issued_by_one_instance_is_resolved_by_another(
+    shared_short_ids_redis: str,
+    database_down: None,
+    whatsapp_credentials: dict[str, str],
+    graph_api: WhatsAppGraphStandIn,
+) -> None:
+    agent = EchoAgent()
+    secret = whatsapp_credentials["app_secret"]
+    sender = serve_whatsapp(whatsapp_credentials, graph_api, agent)
+    receiver = serve_whatsapp(whatsapp_credentials, graph_api, agent)
+    try:
+        menu = text_notification(PHONE_NUMBER_ID, PATIENT_WA_ID, "menu huge")
+        assert WhatsAppGraphStandIn.deliver(sender.url("/webhook"), menu, secret).status_code == 200
+        reply = graph_api.wait_for_sent(1)[-1]["interactive"]["action"]["buttons"][0]["reply"]
+        assert reply["id"].startswith("~")
+        press = button_reply_notification(PHONE_NUMBER_ID, PATIENT_WA_ID, reply["id"], reply["title"])
+        assert WhatsAppGraphStandIn.deliver(receiver.url("/webhook"), press, secret).status_code == 200
+        wait_until(lambda: len(agent.received) == 2)
+    finally:
+        sender.stop()
+        receiver.stop()
+    assert agent.received[1].text == HUGE_PAYLOAD
+
+
+def test_without_redis_each_instance_resolves_only_its_own_ids(
+    in_process_cache: None,
+    database_down: None,
+    telegram_api: TelegramBotApiStandIn,
+    telegram_token: str,
+    telegram_secret: str,
+) -> None:
+    """The in-process default as before: another process gets the pressed button's title."""
+    agent = EchoAgent()
+    sender = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
+    other = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
+    try:
+        assert isinstance(sender.channel, TelegramInput) and isinstance(sender.channel.memory.store, MemoryStore)
+        _long_menu_and_press(telegram_api, telegram_secret, sender, [other, sender])
+    finally:
+        sender.stop()
+        other.stop()
+    assert [m.text for m in agent.received] == ["menu long", LONG_TITLE, LONG_PAYLOAD]
+
+
+def test_with_redis_unreachable_a_press_still_goes_through_by_its_title(
+    redis_down: None,
+    database_down: None,
+    telegram_api: TelegramBotApiStandIn,
+    telegram_token: str,
+    telegram_secret: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    agent = EchoAgent()
+    sender = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
+    other = _telegram_server(telegram_token, telegram_secret, telegram_api, agent)
+    try:
+        assert isinstance(sender.channel, TelegramInput) and isinstance(sender.channel.memory.store, RedisStore)
+        with caplog.at_level(logging.WARNING, logger="bot.channels.buttons"):
+            _long_menu_and_press(telegram_api, telegram_secret, sender, [other, sender])
+    finally:
+        sender.stop()
+        other.stop()
+    # the keyboard went out, the other process sent the title, the sender still knew the payload
+    assert [m.text for m in agent.received] == ["menu long", LONG_TITLE, LONG_PAYLOAD]
+    assert "Could not share a button id" in caplog.text
+    assert "Could not look up a button id" in caplog.text
 
 
 # -- retries of outgoing calls ----------------------------------------------------------------
