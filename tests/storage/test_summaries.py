@@ -258,15 +258,15 @@ async def test_a_broken_summary_table_never_fails_a_save(
     store: ClinicTrackerStore, database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     sender = "web:summary02"
-    await store.save(tracker(sender, ActionExecuted("action_listen"), UserUttered("hello")))
+    conversation = tracker(sender, ActionExecuted("action_listen"), UserUttered("hello"))
+    await store.save(conversation)
     await eventually(seen_all(database, sender))
     with database.session_scope() as session:
         session.execute(sa.text("ALTER TABLE conversation_summaries RENAME TO summaries_away"))
     caplog.set_level(logging.WARNING, logger="bot.storage.summaries")
 
-    await store.save(
-        tracker(sender, ActionExecuted("action_listen"), UserUttered("hello"), UserUttered("my secret knee"))
-    )
+    conversation.update(UserUttered("my secret knee"))  # the next turn of the same conversation
+    await store.save(conversation)
     await asyncio.to_thread(store.summaries.wait)
 
     assert event_count(database, sender) == 3
