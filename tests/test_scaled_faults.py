@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from tests.conftest import RasaStack, free_port
 from tests.servers import PrivatePostgres, PrivateRedis
 from tests.test_deploy_nginx import CREDENTIALS, NGINX, PUBLIC, proxy_config
-from tests.test_scaled_layout import BOOKING, QUESTIONS, start_stacks, texts
+from tests.test_scaled_layout import BOOKING, QUESTIONS, start_nginx, start_stacks, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # test certificate
 NAME, PHONE = "Nur Aisyah Binte Ali", "9456 7890"
@@ -139,16 +139,7 @@ def faults(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         config = proxy_config(folder, http_port, https_port, {
             "clinic_rasa": rasa_ports, "clinic_rasa_socketio": rasa_ports,
             "clinic_web": free_port(), "clinic_console": free_port()}, http_extra=http_extra)
-        nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"])
-        deadline = time.monotonic() + 30
-        while True:
-            assert nginx.poll() is None, (folder / "error.log").read_text()
-            try:
-                requests.get(f"https://127.0.0.1:{https_port}/", headers={"Host": PUBLIC}, verify=False, timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "nginx did not come up"
-                time.sleep(0.2)
+        nginx = start_nginx(folder, config, https_port)
         yield Faults(folder, stacks, postgres, redis_server, postgres.url, https_port, prefix)
     finally:
         if nginx is not None:

@@ -271,6 +271,21 @@ def start_stacks(folder: Path, model: Path, url: str, extra: Dict[str, Any]) -> 
     return stacks
 
 
+def start_nginx(folder: Path, config: Path, https_port: int) -> subprocess.Popen[bytes]:
+    """Debian's nginx on a checked test configuration, once it answers on its HTTPS port."""
+    subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(config)], check=True, capture_output=True)
+    nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"])
+    deadline = time.monotonic() + 30
+    while True:
+        assert nginx.poll() is None, (folder / "error.log").read_text()
+        try:
+            requests.get(f"https://127.0.0.1:{https_port}/", headers={"Host": PUBLIC}, verify=False, timeout=5)
+            return nginx
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "nginx did not come up"
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def layout(model_path: Path, scaled_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     if not Path(NGINX).exists():
@@ -314,17 +329,7 @@ def layout(model_path: Path, scaled_database: str, tmp_path_factory: pytest.Temp
         config = proxy_config(folder, http_port, https_port, {
             "clinic_rasa": rasa_ports, "clinic_rasa_socketio": rasa_ports,
             "clinic_web": free_port(), "clinic_console": free_port()}, http_extra=http_extra)
-        subprocess.run([NGINX, "-t", "-p", str(folder), "-c", str(config)], check=True, capture_output=True)
-        nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"])
-        deadline = time.monotonic() + 30
-        while True:
-            assert nginx.poll() is None, (folder / "error.log").read_text()
-            try:
-                requests.get(f"https://127.0.0.1:{https_port}/", headers={"Host": PUBLIC}, verify=False, timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "nginx did not come up"
-                time.sleep(0.2)
+        nginx = start_nginx(folder, config, https_port)
         running = Layout(folder, stacks, scaled_database, https_port, actions, red, prefix)
         drive(running)
         yield running
