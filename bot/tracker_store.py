@@ -19,6 +19,9 @@ that matter to a clinic:
 * After a conversation is stored, its row in `conversation_summaries` (the staff
   console's list) is brought up to date in the background (`bot.storage.summaries`):
   a summary never slows or fails a save.
+* A long conversation is loaded as its recent turns and the slots' values
+  (`bot.storage.window`), so a message costs the same at turn 100 as at turn 1; the
+  events added are stored after the whole conversation, which stays in the database.
 * Rasa's SQL event broker in the same database uses the same `events` table name and
   corrupts the store: that configuration is refused.
 """
@@ -49,6 +52,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import spool
 from bot.log_privacy import install_log_privacy
 from bot.settings import Settings, get_settings
+from bot.storage import window
 from bot.storage.database import DatabaseUnavailable, create_engine_for, is_data_error, redacted_url
 from bot.storage.offload import DatabaseStalled, run_blocking
 from bot.storage.summaries import SummaryWriter
@@ -239,18 +243,17 @@ class ClinicTrackerStore(SQLTrackerStore):
         """
         query = self._event_query(session, tracker.sender_id, fetch_events_from_all_sessions=False)
         count = query.count()
-        events = list(tracker.events)
-        if count == 0:
-            return iter(events)
         last = query.with_entities(self.SQLEvent.timestamp).order_by(None).order_by(self.SQLEvent.id.desc()).first()
-        if count <= len(events) and last is not None and _same_time(events[count - 1].timestamp, last[0]):
-            return iter(events[count:])
+        lined_up = window.unstored(tracker.events, count, last[0] if last else None, _same_time)
+        if lined_up is not None:
+            return iter(lined_up)
         stored = {
             (type_name, round(timestamp or 0.0, 6))
             for type_name, timestamp in session.query(self.SQLEvent.type_name, self.SQLEvent.timestamp)
             .filter(self.SQLEvent.sender_id == tracker.sender_id)
             .all()
         }
+        events = window.real_events(tracker.events)
         missing = [event for event in events if (event.type_name, round(event.timestamp or 0.0, 6)) not in stored]
         logger.warning(
             "conversation %s was stored meanwhile by another server: storing its %d missing event(s) after the rest",
@@ -262,8 +265,10 @@ class ClinicTrackerStore(SQLTrackerStore):
         self, sender_id: str, all_sessions: bool, _abandoned: threading.Event
     ) -> Optional[DialogueStateTracker]:
         with self.session_scope() as session:
-            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=all_sessions).all()
-            events = [json.loads(row.data) for row in rows]
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions=all_sessions)
+            events = None if all_sessions else window.window_events(self.SQLEvent, query)
+            if events is None:
+                events = [json.loads(data) for (data,) in query.with_entities(self.SQLEvent.data)]
         if self.domain and events:
             return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         return None
@@ -498,6 +503,15 @@ class ClinicTrackerStore(SQLTrackerStore):
         return self._copy(sender_id, recent) if recent else None
 
     # -- Rasa's interface --------------------------------------------------------------------
+
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        """Publish the events added since the stored copy (Rasa's diff counts a window's prefix)."""
+        if self.event_broker is None:
+            return
+        old = await self.retrieve(tracker.sender_id)
+        start = window.stored_position(old.events) if old is not None else 0
+        for event in window.events_from(tracker.events, start):
+            self.event_broker.publish({"sender_id": tracker.sender_id, **event.as_dict()})
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Store the tracker; on an outage spool it, on a bad record keep it in memory."""
