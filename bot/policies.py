@@ -14,7 +14,8 @@ run their action (`actions/staff.py`), even inside a form, and are never read as
 message by the safety rules.
 
 Loading these policies also installs `bot.action_server_down` (a reply instead of
-silence when the action server is unreachable).
+silence when the action server is unreachable) and `bot.action_results` (action server
+responses checked with a schema validator built once).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.action_results import install as install_action_result_check
 from bot.action_server_down import install as install_action_server_apology
 from bot.safety import RED_FLAG_ENTITY, SUSPECT_ENTITY
 
 install_action_server_apology()
+install_action_result_check()
 
 RED_FLAG_ACTION = "action_red_flag"
 SCREEN_ACTION = "action_safety_screen"
