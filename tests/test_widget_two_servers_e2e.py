@@ -176,3 +176,27 @@ def test_staff_reply_through_one_server_reaches_the_widget_on_the_other(pair: Pa
     assert handoff.send_staff_reply(patient.conversation, "Are you still there?", NURSE) == handoff.Delivery(
         False, handoff.TAB_CLOSED
     )
+
+
+def test_a_message_re_sent_to_the_other_server_after_reconnecting_is_answered_once(pair: Pair) -> None:
+    session_id = "resend" + uuid.uuid4().hex[:10]
+    message = {"message": "what is sciatica", "session_id": session_id, "message_id": "m-" + uuid.uuid4().hex[:8]}
+    on_a = Patient(pair.a, session_id)
+    try:
+        assert on_a.client.call("user_uttered", message, timeout=60) == {"ok": True}
+        assert "sciatic nerve" in on_a.messages.get(timeout=60)["text"]
+    finally:
+        on_a.close_tab()
+    on_b = Patient(pair.b, session_id)  # the connection dropped; the widget reconnects elsewhere
+    try:
+        assert on_b.client.call("user_uttered", message, timeout=60) == {"ok": True, "status": "duplicate"}
+    finally:
+        on_b.close_tab()
+    engine = sa.create_engine(pair.database_url)
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT count(*) FROM events WHERE sender_id = :s AND type_name = 'user'"),
+            {"s": on_a.conversation},
+        ).scalar()
+    engine.dispose()
+    assert stored == 1

@@ -32,7 +32,6 @@ import json
 import logging
 import re
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -54,6 +53,7 @@ from bot.channels.limits import limit_request_size
 from bot.channels.markers import marker_of
 from bot.channels.presence import SharedPresence
 from bot.channels.sender import PREFIXES, sender_id
+from bot.channels.store import ChannelCache, StoreUnavailable, channel_store
 from bot.settings import get_settings, rasa_api_token
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ PRESENCE_PATH = "/presence"
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_RECENT_IDS_KEPT = 10_000
+RESENT_IDS_TTL_SECONDS = 24 * 3600
+"""How long a widget message id is remembered, so a re-send after reconnecting is dropped."""
 ASK_PREFIX = "utter_ask_"
 
 
@@ -227,7 +228,8 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         if not origins:
             raise OriginConfigError("at least one allowed origin is needed for the widget")
         self.cors_allowed_origins: list[str] = origins
-        self._recent_message_ids: OrderedDict[str, None] = OrderedDict()
+        # in Redis with CHANNEL_CACHE_URL/REDIS_URL: a re-send reaching another server is dropped too
+        self._message_ids = ChannelCache(channel_store(), "socketio:message-ids", RESENT_IDS_TTL_SECONDS, "")
         self.presence: SharedPresence | None = None
 
     def get_output_channel(self) -> OutputChannel | None:
@@ -241,17 +243,18 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         """Conversation id recorded for a widget session (checked against the sender rule)."""
         return sender_id("socketio", session_id)
 
-    def _is_duplicate(self, sender_id: str, message_id: object) -> bool:
-        """Remember client message ids so a resend after reconnecting is not answered twice."""
+    async def _is_duplicate(self, sender_id: str, message_id: object) -> bool:
+        """Remember client message ids so a resend after reconnecting is not answered twice.
+
+        With the shared store down, the message is answered: twice is better than never.
+        """
         if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id):
             return False
-        key = f"{sender_id}|{message_id}"
-        if key in self._recent_message_ids:
-            return True
-        self._recent_message_ids[key] = None
-        while len(self._recent_message_ids) > _RECENT_IDS_KEPT:
-            self._recent_message_ids.popitem(last=False)
-        return False
+        try:
+            return not await self._message_ids.claim(f"{sender_id}|{message_id}")
+        except StoreUnavailable:
+            logger.warning("channel store unreachable: a re-sent widget message may be answered twice")
+            return False
 
     def _authorised(self, auth: object) -> bool:
         """Rasa's JWT check: only when a `jwt_key` is configured."""
@@ -369,7 +372,7 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             if not conversation:
                 logger.warning("Ignored a socket.io message without a valid session_id")
                 return {"ok": False, "error": "invalid_session", "message": "request a session first"}
-            if self._is_duplicate(conversation, data.get("message_id")):
+            if await self._is_duplicate(conversation, data.get("message_id")):
                 logger.debug("Dropped a re-sent message %s", data.get("message_id"))
                 return {"ok": True, "status": "duplicate"}
 
