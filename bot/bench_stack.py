@@ -7,6 +7,8 @@ run` with the project's tracker store, SQLite or `--postgres`) and the `rasa ini
 
 - per-message latency p50/p95/p99 over REST at 1, 20 and 50 concurrent conversations, and
   throughput; errors are counted, not hidden;
+- per-message latency of 20 conversations at once, each sending a message every 3 s (a
+  patient reads and types in between: the closed loop above measures a saturated queue);
 - latency at turns 1-10 against turns 91-100 of one 100-turn conversation;
 - start-up time (process start to the first answered message) and the RSS of each process;
 - with `--training`: cold training (empty Rasa cache) and warm (cache filled, nothing changed);
@@ -54,6 +56,8 @@ REFERENCE_MESSAGES = [
     "i am very happy", "bye", "good morning",
 ]
 CONCURRENCY = (1, 20, 50)
+PACED_CONVERSATIONS = 20
+PACED_INTERVAL_SECONDS = 3.0  # a message every 3 s per patient: faster than anyone types on a phone
 
 
 def free_port() -> int:
@@ -147,6 +151,38 @@ async def load(bot: Bot, concurrent: int, per_conversation: int) -> Dict[str, An
     return {"samples": samples, "errors": errors, "seconds": seconds}
 
 
+async def paced(bot: Bot, conversations: int, per_conversation: int, interval: float) -> Dict[str, Any]:
+    """`conversations` patients at once, each sending a message every `interval` seconds.
+
+    The closed loop of `load` sends the next message the moment an answer arrives, so its
+    latency is the queue of a saturated server; real patients read and type in between.
+    Starts are spread over one interval, as patients do not all press send together.
+    """
+    samples: List[float] = []
+    errors = 0
+    url = f"{bot.url}/webhooks/rest/webhook"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120),
+                                     connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def conversation(index: int) -> None:
+            nonlocal errors
+            sender = f"bench-paced-{uuid.uuid4().hex[:12]}"
+            await asyncio.sleep(interval * index / conversations)
+            for i in range(per_conversation):
+                started = time.perf_counter()
+                latency = await send(session, url, sender, bot.messages[i % len(bot.messages)])
+                if latency is None:
+                    errors += 1
+                else:
+                    samples.append(latency)
+                await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(conversation(i) for i in range(conversations)))
+        seconds = time.perf_counter() - start
+    return {"samples": samples, "errors": errors, "seconds": seconds}
+
+
 async def long_conversation(bot: Bot, turns: int = 100) -> List[Optional[float]]:
     """One conversation of `turns` messages; the latency of each turn."""
     url = f"{bot.url}/webhooks/rest/webhook"
@@ -168,8 +204,9 @@ def wait_answering(bot: Bot, start: float, timeout: float = 300) -> float:
     raise RuntimeError(f"{bot.name} did not answer within {timeout} s")
 
 
-def start_ours(work: Path, model: Path, database_url: Optional[str]) -> Bot:
-    """Action server + `rasa run` with the project's endpoints and the REST channel."""
+def start_ours(work: Path, model: Path, database_url: Optional[str],
+               credentials: str = "bot.channels.rest.RestInput:\n") -> Bot:
+    """Action server + `rasa run` with the project's endpoints and the REST channel (or `credentials`)."""
     actions_port, rasa_port = free_port(), free_port()
     url = database_url or f"sqlite:///{work / 'clinic.db'}"
     env = dict(
@@ -179,8 +216,8 @@ def start_ours(work: Path, model: Path, database_url: Optional[str]) -> Bot:
     )
     subprocess.run([sys.executable, "-m", "bot.storage.migrate"], cwd=PROJECT_ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    credentials = work / "credentials.yml"
-    credentials.write_text("bot.channels.rest.RestInput:\n", encoding="utf-8")
+    credentials_file = work / "credentials.yml"
+    credentials_file.write_text(credentials, encoding="utf-8")
     bot = Bot("ours", f"http://127.0.0.1:{rasa_port}", OURS_MESSAGES)
     start = time.perf_counter()
     logs = {name: (work / f"{name}.log").open("wb") for name in ("actions", "rasa")}
@@ -189,7 +226,7 @@ def start_ours(work: Path, model: Path, database_url: Optional[str]) -> Bot:
         cwd=PROJECT_ROOT, env=env, stdout=logs["actions"], stderr=subprocess.STDOUT)
     bot.procs["rasa"] = subprocess.Popen(
         [str(BIN / "rasa"), "run", "-i", "127.0.0.1", "-p", str(rasa_port), "--model", str(model),
-         "--endpoints", str(PROJECT_ROOT / "endpoints.yml"), "--credentials", str(credentials)],
+         "--endpoints", str(PROJECT_ROOT / "endpoints.yml"), "--credentials", str(credentials_file)],
         cwd=PROJECT_ROOT, env=env, stdout=logs["rasa"], stderr=subprocess.STDOUT)
     bot.started_seconds = wait_answering(bot, start)
     return bot
@@ -241,6 +278,19 @@ def latency_figures(bots: List[Bot], rounds: int) -> Dict[str, Any]:
                 "errors": result["errors"],
                 "messages_per_second": round(len(result["samples"]) / result["seconds"], 1),
             }
+    for round_number in range(rounds):
+        for bot in (bots if round_number % 2 == 0 else list(reversed(bots))):
+            result = asyncio.run(paced(bot, PACED_CONVERSATIONS, 10, PACED_INTERVAL_SECONDS))
+            figure = figures[bot.name].setdefault("paced_20", {"samples": [], "errors": 0})
+            figure["samples"] += result["samples"]
+            figure["errors"] += result["errors"]
+    for bot in bots:
+        figure = figures[bot.name].pop("paced_20")
+        samples = figure["samples"] or [float("nan")]
+        figures[bot.name]["paced_20"] = {
+            "p50_ms": percentile(samples, 0.50), "p95_ms": percentile(samples, 0.95),
+            "p99_ms": percentile(samples, 0.99), "messages": len(figure["samples"]), "errors": figure["errors"],
+        }
     for bot in bots:
         turns = asyncio.run(long_conversation(bot))
         first = [t for t in turns[:10] if t is not None]
@@ -312,6 +362,8 @@ def print_table(result: Dict[str, Any]) -> None:
         key = f"concurrent_{concurrent}"
         for figure in ("p50_ms", "p95_ms", "p99_ms", "messages_per_second", "errors"):
             row(f"{concurrent} concurrent: {figure}", ours[key][figure], ref[key][figure])
+    for figure in ("p50_ms", "p95_ms", "p99_ms", "errors"):
+        row(f"20 paced (a message / 3 s each): {figure}", ours["paced_20"][figure], ref["paced_20"][figure])
     row("long conversation: turns 1-10 p50 ms", ours["turns_1_10_p50_ms"], ref["turns_1_10_p50_ms"])
     row("long conversation: turns 91-100 p50 ms", ours["turns_91_100_p50_ms"], ref["turns_91_100_p50_ms"])
     row("start-up s (start to first answer)", result["startup_seconds"]["ours"],
