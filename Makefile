@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: install browser nginx pgbouncer migrate train run shell validate test eval eval-safety bench lint audit clean
+.PHONY: install browser nginx pgbouncer migrate train run shell validate test eval eval-safety bench load lint audit clean
 
 # Create the virtualenv and install the pinned dependencies (again when the pins change).
 install: $(STAMP)
@@ -81,6 +81,12 @@ eval-safety: train
 bench: train
 	$(BIN)/python -m bot.bench
 	$(BIN)/python -m bot.bench_stack $(BENCH_ARGS)
+
+# Load (not part of the tests): 50 conversations over REST and socket.io for 2 minutes, then
+# every message, reply and booking counted in the store (bench/results/load-<date>.json).
+# LOAD_ARGS="--postgres postgresql://postgres@127.0.0.1:5432/test" for PostgreSQL.
+load: train
+	$(BIN)/python -m bot.load $(LOAD_ARGS)
 
 lint: install
 	$(BIN)/ruff check bot actions tests
