@@ -41,6 +41,7 @@ import redis
 import requests
 import sqlalchemy as sa
 
+from bot import load
 from tests.conftest import PG_URL, RasaStack, free_port, start_stack
 from tests.test_deploy_nginx import CREDENTIALS, NGINX, PUBLIC, proxy_config
 
@@ -53,18 +54,7 @@ MODEL_LOAD_SECONDS = 300.0
 
 # (message, text the reply must contain or None). Every script has the same length, so the
 # rotation keeps its period (the number of patients) to the end.
-BOOKING = [
-    ("can I book a consultation", "Is that OK?"),
-    ("/affirm", "full name"),
-    ("{name}", "mobile number"),
-    ("{phone}", "email"),
-    ("skip", "Which area"),
-    ("knee", "When would suit you"),
-    ("next tuesday after 5pm", "In a sentence or two"),
-    ("my left knee hurts going down stairs since March", "Please check your details"),
-    ("/affirm", "Your reference is BK-"),
-    ("thank you", None),
-]
+BOOKING = [*load.BOOKING, ("thank you", None)]
 QUESTIONS = [
     [
         ("hello", "automated assistant"),

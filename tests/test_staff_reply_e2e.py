@@ -25,6 +25,8 @@ import socketio
 import sqlalchemy as sa
 
 from bot import handoff
+from bot.load import CREDENTIALS as WIDGET_CREDENTIALS  # REST + the widget's socket.io
+from bot.load import ORIGIN
 from bot.settings import get_settings
 from tests.channels.harness import PATIENT_WA_ID, PHONE_NUMBER_ID
 from tests.conftest import RasaStack, confirmed_profile, start_stack
@@ -32,19 +34,13 @@ from tests.standins.telegram_api import TelegramBotApiStandIn, text_update
 from tests.standins.twilio_api import TwilioApiStandIn
 from tests.standins.whatsapp_graph import WhatsAppGraphStandIn, text_notification
 
-ORIGIN = "http://127.0.0.1:8080"
 IN_HOURS = "2026-11-30T10:00:00+08:00"  # a Monday morning: the clinic is open
 CHAT_ID = 7123456
 TWILIO_SID = "AC" + "3" * 32
 TWILIO_NUMBER = "whatsapp:+14155238886"
 TWILIO_PATIENT = "whatsapp:+447700900555"
 NURSE = "Nurse Lee"
-CREDENTIALS = f"""\
-bot.channels.rest.RestInput:
-bot.channels.socketio.SocketIOInput:
-  session_persistence: true
-  cors_allowed_origins:
-    - {ORIGIN}
+CREDENTIALS = WIDGET_CREDENTIALS + f"""\
 bot.channels.telegram.TelegramInput:
   access_token: ${{TELEGRAM_ACCESS_TOKEN}}
   verify: clinic_test_bot

@@ -28,20 +28,13 @@ import socketio
 import sqlalchemy as sa
 
 from bot import handoff
+from bot.load import CREDENTIALS, ORIGIN  # REST + the widget's socket.io, one allowed origin
 from bot.settings import get_settings
 from tests.conftest import PG_URL, RasaStack, confirmed_profile, start_stack
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
-ORIGIN = "http://127.0.0.1:8080"
 IN_HOURS = "2026-11-30T10:00:00+08:00"  # a Monday morning: the clinic is open
 NURSE = "Nurse Lee"
-CREDENTIALS = f"""\
-bot.channels.rest.RestInput:
-bot.channels.socketio.SocketIOInput:
-  session_persistence: true
-  cors_allowed_origins:
-    - {ORIGIN}
-"""
 
 
 @dataclass
