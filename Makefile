@@ -21,17 +21,18 @@ $(STAMP): requirements.txt constraints.txt
 	$(BIN)/rasa telemetry disable >/dev/null 2>&1 || true
 	touch $(STAMP)
 
-# Debian's Chromium for the browser tests (a test tool never downloads a browser).
+# Debian's Chromium for the browser tests (a test tool never downloads a browser). apt-get
+# waits up to 10 min for the dpkg lock (a new machine's own upgrades may hold it).
 browser:
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@test -x /usr/bin/chromium || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null)
 
 # Debian's nginx for the deployment layout test (tests/test_deploy_nginx.py runs it for real).
 nginx:
-	@test -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
+	@test -x /usr/sbin/nginx || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq nginx >/dev/null)
 
 # Debian's PgBouncer for the connection-pooler test (tests/storage/test_pgbouncer.py runs it).
 pgbouncer:
-	@test -x /usr/sbin/pgbouncer || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null)
+	@test -x /usr/sbin/pgbouncer || (apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq pgbouncer >/dev/null)
 
 # Create or upgrade the project's tables (SQLite under var/ unless DATABASE_URL is set).
 migrate: install

@@ -7,12 +7,16 @@ and `REDIS_URL` (db 12, one key prefix for this module, removed afterwards). The
 a real socket.io client connected to server A; the test process plays the console, calling
 `bot.handoff` with server B's URL and token. What the patient and the staff member notice is
 checked: B says the browser is there, the "joined" notice and the reply arrive on A's socket,
-and once the tab is closed B says the patient cannot be reached.
+and once the tab is closed B says the patient cannot be reached. Re-sent messages: answered
+once across the two servers, and answered by B when A was killed before answering (last in
+the module: server A stays down).
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -28,6 +32,9 @@ import socketio
 import sqlalchemy as sa
 
 from bot import handoff
+from bot.channels.claims import LEASE_SECONDS
+from bot.channels.socketio import RETRY_AFTER_SECONDS
+from bot.channels.store import ChannelCache, MemoryStore
 from bot.load import CREDENTIALS, ORIGIN  # REST + the widget's socket.io, one allowed origin
 from bot.settings import get_settings
 from tests.conftest import PG_URL, RasaStack, confirmed_profile, start_stack
@@ -185,11 +192,66 @@ def test_a_message_re_sent_to_the_other_server_after_reconnecting_is_answered_on
         assert on_b.client.call("user_uttered", message, timeout=60) == {"ok": True, "status": "duplicate"}
     finally:
         on_b.close_tab()
+    assert _stored_user_messages(pair, on_a.conversation) == 1
+
+
+def _stored_user_messages(pair: Pair, conversation: str) -> int:
     engine = sa.create_engine(pair.database_url)
     with engine.connect() as conn:
         stored = conn.execute(
             sa.text("SELECT count(*) FROM events WHERE sender_id = :s AND type_name = 'user'"),
-            {"s": on_a.conversation},
+            {"s": conversation},
         ).scalar()
     engine.dispose()
-    assert stored == 1
+    return int(stored or 0)
+
+
+def _claim_value(conversation: str, message_id: str) -> str | None:
+    """What the servers hold in Redis for one widget message id (None: nothing)."""
+    hashed = ChannelCache(MemoryStore(), "socketio:message-ids", 60, "").hashed(f"{conversation}|{message_id}")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"*:socketio:message-ids:{hashed}"))
+        value = client.get(keys[0]) if keys else None
+    finally:
+        client.close()
+    return None if value is None else value.decode()
+
+
+def test_a_message_whose_server_was_killed_before_answering_is_answered_by_the_other(pair: Pair) -> None:
+    """A crash between receiving and answering must not turn the widget's re-send into a "duplicate"."""
+    session_id = "crash" + uuid.uuid4().hex[:10]
+    message_id = "m-" + uuid.uuid4().hex[:8]
+    message = {"message": "what is sciatica", "session_id": session_id, "message_id": message_id}
+    conversation = f"web:{session_id}"
+    actions_a = pair.a.procs["actions"]
+    os.kill(actions_a.pid, signal.SIGSTOP)  # server A will wait on its action server mid-turn
+    try:
+        on_a = Patient(pair.a, session_id)
+        on_a.client.emit("user_uttered", message)
+        deadline = time.monotonic() + 30
+        while not (_claim_value(conversation, message_id) or "").startswith("claim:"):
+            assert time.monotonic() < deadline, "server A never claimed the message"
+            time.sleep(0.05)
+        pair.a.procs["rasa"].kill()  # a crash in the middle of the turn
+        pair.a.procs["rasa"].wait(timeout=30)
+        on_a.close_tab()
+    finally:
+        os.kill(actions_a.pid, signal.SIGCONT)
+    assert _stored_user_messages(pair, conversation) == 0  # A stored nothing of the turn
+
+    on_b = Patient(pair.b, session_id)  # the widget reconnects to the other server and re-sends
+    try:
+        acks = [on_b.client.call("user_uttered", message, timeout=120)]
+        # A's claim outlives A by up to one lease; B asks the widget to try again meanwhile
+        assert acks[0] == {"ok": False, "error": "in_progress", "retry_after": RETRY_AFTER_SECONDS}
+        deadline = time.monotonic() + LEASE_SECONDS + 120  # then B waits out A's conversation lock
+        while acks[-1] != {"ok": True}:
+            assert acks[-1]["error"] == "in_progress" and time.monotonic() < deadline, acks
+            time.sleep(RETRY_AFTER_SECONDS)
+            acks.append(on_b.client.call("user_uttered", message, timeout=120))
+        assert "sciatic nerve" in on_b.messages.get(timeout=10)["text"]
+        assert on_b.client.call("user_uttered", message, timeout=60) == {"ok": True, "status": "duplicate"}
+    finally:
+        on_b.close_tab()
+    assert _stored_user_messages(pair, conversation) == 1

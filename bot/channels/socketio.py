@@ -5,7 +5,8 @@ python-socketio 5.10, rasa#13027), so with `session_persistence: true` no reply 
 the browser; it also switches the socket.io server's origin check off. This subclass awaits
 the room join, passes an explicit origin list (never "*"), records conversations as
 `web:<session_id>` so staff can see the channel, and drops re-sent duplicates so the widget
-can safely resend messages after a dropped connection. Messages pass the shared intake
+can safely resend messages after a dropped connection (`bot.channels.claims`: a re-sent
+message whose server died before answering is answered by the next one, not dropped). Messages pass the shared intake
 rules (`bot.channels.intake`); a malformed one is acknowledged with a JSON error instead of
 silence. `session_restart` ends the conversation in Rasa (`/restart`: slots, form and any
 personal details cleared), for the widget's "Start over" on a shared computer.
@@ -27,13 +28,14 @@ servers recorded (`bot.channels.presence`). Without it, nothing of this is used.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, AsyncContextManager
 
 from rasa.core.channels import socketio as rasa_socketio
 from rasa.core.channels.channel import (
@@ -48,12 +50,13 @@ from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncRedisManager, AsyncServer
 
+from bot.channels.claims import Claim, MessageClaims
 from bot.channels.intake import BadMessage, deliver, tracker_store_of
 from bot.channels.limits import limit_request_size
 from bot.channels.markers import marker_of
 from bot.channels.presence import SharedPresence
 from bot.channels.sender import PREFIXES, sender_id
-from bot.channels.store import ChannelCache, StoreUnavailable, channel_store
+from bot.channels.store import ChannelCache, channel_store
 from bot.settings import get_settings, rasa_api_token
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RESENT_IDS_TTL_SECONDS = 24 * 3600
 """How long a widget message id is remembered, so a re-send after reconnecting is dropped."""
+RETRY_AFTER_SECONDS = 3
+"""What the widget is told to wait before re-sending a message another server is answering."""
 ASK_PREFIX = "utter_ask_"
 
 
@@ -229,7 +234,9 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             raise OriginConfigError("at least one allowed origin is needed for the widget")
         self.cors_allowed_origins: list[str] = origins
         # in Redis with CHANNEL_CACHE_URL/REDIS_URL: a re-send reaching another server is dropped too
-        self._message_ids = ChannelCache(channel_store(), "socketio:message-ids", RESENT_IDS_TTL_SECONDS, "")
+        self._message_ids = MessageClaims(
+            ChannelCache(channel_store(), "socketio:message-ids", RESENT_IDS_TTL_SECONDS, "")
+        )
         self.presence: SharedPresence | None = None
 
     def get_output_channel(self) -> OutputChannel | None:
@@ -243,18 +250,11 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         """Conversation id recorded for a widget session (checked against the sender rule)."""
         return sender_id("socketio", session_id)
 
-    async def _is_duplicate(self, sender_id: str, message_id: object) -> bool:
-        """Remember client message ids so a resend after reconnecting is not answered twice.
-
-        With the shared store down, the message is answered: twice is better than never.
-        """
+    def _claim(self, sender_id: str, message_id: object) -> AsyncContextManager[Claim]:
+        """Claim a client message id for this turn (`bot.channels.claims`); no id, no claim."""
         if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id):
-            return False
-        try:
-            return not await self._message_ids.claim(f"{sender_id}|{message_id}")
-        except StoreUnavailable:
-            logger.warning("channel store unreachable: a re-sent widget message may be answered twice")
-            return False
+            return contextlib.nullcontext(Claim.ANSWER)
+        return self._message_ids.handling(f"{sender_id}|{message_id}")
 
     def _authorised(self, auth: object) -> bool:
         """Rasa's JWT check: only when a `jwt_key` is configured."""
@@ -372,10 +372,16 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             if not conversation:
                 logger.warning("Ignored a socket.io message without a valid session_id")
                 return {"ok": False, "error": "invalid_session", "message": "request a session first"}
-            if await self._is_duplicate(conversation, data.get("message_id")):
-                logger.debug("Dropped a re-sent message %s", data.get("message_id"))
-                return {"ok": True, "status": "duplicate"}
+            async with self._claim(conversation, data.get("message_id")) as claim:
+                if claim is Claim.DUPLICATE:
+                    logger.debug("Dropped a re-sent message %s", data.get("message_id"))
+                    return {"ok": True, "status": "duplicate"}
+                if claim is Claim.IN_PROGRESS:  # being answered, or its server died: ask again
+                    return {"ok": False, "error": "in_progress", "retry_after": RETRY_AFTER_SECONDS}
+                return await answer(conversation, data)
 
+        async def answer(conversation: str, data: dict[str, Any]) -> dict[str, Any]:
+            """Pass the message to Rasa; the acknowledgement follows its last reply."""
             metadata = data.get(self.metadata_key or "metadata") or {}
             if isinstance(metadata, str):
                 try:

@@ -5,7 +5,8 @@ already handled (a webhook is redelivered, perhaps to another process), the butt
 sent to a patient (so that a typed "2" picks one) and, for Telegram and WhatsApp, the long
 button payloads behind the short ids their button data carries (so a press answered by
 another process still sends the payload). `MemoryStore` keeps them in this process,
-in cachetools' `TTLCache` (bounded in size and age); it is the default and needs no server.
+in cachetools' `TLRUCache` (bounded in size, each entry with its own lifetime); it is the
+default and needs no server.
 `RedisStore` keeps them in Redis when `CHANNEL_CACHE_URL` (else `REDIS_URL`) is set, so every
 Rasa process behind a load balancer sees the same memory: an update redelivered to process B
 is still a duplicate, and a "2" that process B receives resolves against the buttons that
@@ -28,7 +29,7 @@ import time
 import weakref
 from collections.abc import Callable
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -51,8 +52,16 @@ class ChannelStore(abc.ABC):
     """Short-lived keyed memory shared by whoever holds the same store."""
 
     @abc.abstractmethod
-    async def claim(self, namespace: str, key: str, ttl_seconds: float) -> bool:
-        """Record `key`; True only for the first claim within `ttl_seconds` (atomic)."""
+    async def claim(self, namespace: str, key: str, ttl_seconds: float, value: str = "1") -> bool:
+        """Record `key` as `value`; True only for the first claim within `ttl_seconds` (atomic)."""
+
+    @abc.abstractmethod
+    async def renew(self, namespace: str, key: str, value: str, ttl_seconds: float) -> bool:
+        """Give `key` a new lifetime if it still holds `value` (atomic); False if it does not."""
+
+    @abc.abstractmethod
+    async def release(self, namespace: str, key: str, value: str) -> bool:
+        """Remove `key` if it still holds `value` (atomic); False if it does not."""
 
     @abc.abstractmethod
     async def put(self, namespace: str, key: str, value: str, ttl_seconds: float) -> None:
@@ -72,7 +81,7 @@ class ChannelStore(abc.ABC):
 
 
 class MemoryStore(ChannelStore):
-    """This process only: one `TTLCache` per namespace, bounded in entries and age."""
+    """This process only: one `TLRUCache` per namespace, bounded in entries, each entry aging alone."""
 
     def __init__(
         self, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
@@ -80,39 +89,61 @@ class MemoryStore(ChannelStore):
         """Create empty caches of at most `max_entries` each; `clock` is injectable for tests."""
         self._max_entries = max_entries
         self._clock = clock
-        self._caches: dict[str, TTLCache[str, str]] = {}
+        self._caches: dict[str, TLRUCache[str, tuple[str, float]]] = {}
 
-    def _cache(self, namespace: str, ttl_seconds: float) -> TTLCache[str, str]:
+    def _cache(self, namespace: str) -> TLRUCache[str, tuple[str, float]]:
         cache = self._caches.get(namespace)
         if cache is None:
-            cache = TTLCache(maxsize=self._max_entries, ttl=ttl_seconds, timer=self._clock)
+            cache = TLRUCache(maxsize=self._max_entries, ttu=_expires, timer=self._clock)
             self._caches[namespace] = cache
         return cache
 
-    async def claim(self, namespace: str, key: str, ttl_seconds: float) -> bool:
+    def _value(self, namespace: str, key: str) -> str | None:
+        entry = self._cache(namespace).get(key)
+        return None if entry is None else entry[0]
+
+    async def claim(self, namespace: str, key: str, ttl_seconds: float, value: str = "1") -> bool:
         """Record `key`; False if it is already there and not expired."""
-        cache = self._cache(namespace, ttl_seconds)
+        cache = self._cache(namespace)
         if key in cache:
             return False
-        cache[key] = "1"
+        cache[key] = (value, ttl_seconds)
+        return True
+
+    async def renew(self, namespace: str, key: str, value: str, ttl_seconds: float) -> bool:
+        """Store `value` again for `ttl_seconds` if it is still the value held."""
+        if self._value(namespace, key) != value:
+            return False
+        self._cache(namespace)[key] = (value, ttl_seconds)
+        return True
+
+    async def release(self, namespace: str, key: str, value: str) -> bool:
+        """Remove `key` if it still holds `value`."""
+        if self._value(namespace, key) != value:
+            return False
+        self._cache(namespace).pop(key, None)
         return True
 
     async def put(self, namespace: str, key: str, value: str, ttl_seconds: float) -> None:
-        """Store `value`; the namespace's first lifetime applies to all its entries."""
-        self._cache(namespace, ttl_seconds)[key] = value
+        """Store `value` for `ttl_seconds`."""
+        self._cache(namespace)[key] = (value, ttl_seconds)
 
     async def get(self, namespace: str, key: str) -> str | None:
         """The value (None if absent or expired)."""
-        cache = self._caches.get(namespace)
-        return None if cache is None else cache.get(key)
+        return self._value(namespace, key)
 
     async def take(self, namespace: str, key: str) -> str | None:
         """Remove and return the value (None if absent or expired)."""
-        cache = self._caches.get(namespace)
-        return None if cache is None else cache.pop(key, None)
+        entry = self._cache(namespace).pop(key, None)
+        return None if entry is None else entry[0]
 
     async def close(self) -> None:
         """Nothing to release: the entries stay for the next loop of this process."""
+
+
+def _expires(_key: str, entry: tuple[str, float], now: float) -> float:
+    """`TLRUCache`'s time to use: each entry keeps the lifetime it was stored with."""
+    return now + entry[1]
 
 
 class RedisStore(ChannelStore):
@@ -148,15 +179,30 @@ class RedisStore(ChannelStore):
             self._clients[loop] = client
         return client
 
-    async def claim(self, namespace: str, key: str, ttl_seconds: float) -> bool:
-        """`SET key 1 NX PX ttl`: True if this call created the key."""
+    async def claim(self, namespace: str, key: str, ttl_seconds: float, value: str = "1") -> bool:
+        """`SET key value NX PX ttl`: True if this call created the key."""
         try:
             created = await self._client().set(
-                self.key(namespace, key), b"1", nx=True, px=_milliseconds(ttl_seconds)
+                self.key(namespace, key), value.encode("utf-8"), nx=True, px=_milliseconds(ttl_seconds)
             )
         except (RedisError, OSError) as error:
             raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
         return bool(created)
+
+    async def renew(self, namespace: str, key: str, value: str, ttl_seconds: float) -> bool:
+        """`PEXPIRE key ttl` if `GET key` is `value`, in one script."""
+        return await self._if_holds(_RENEW, namespace, key, value, _milliseconds(ttl_seconds))
+
+    async def release(self, namespace: str, key: str, value: str) -> bool:
+        """`DEL key` if `GET key` is `value`, in one script."""
+        return await self._if_holds(_RELEASE, namespace, key, value)
+
+    async def _if_holds(self, script: str, namespace: str, key: str, value: str, *args: int) -> bool:
+        try:
+            done = await self._client().eval(script, 1, self.key(namespace, key), value.encode("utf-8"), *args)
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+        return bool(done)
 
     async def put(self, namespace: str, key: str, value: str, ttl_seconds: float) -> None:
         """`SET key value PX ttl`."""
@@ -194,6 +240,17 @@ class RedisStore(ChannelStore):
             await client.close(close_connection_pool=True)
 
 
+# KEYS: the key. ARGV: the value it must hold, then (renew) the new lifetime in ms.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def _milliseconds(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -229,13 +286,30 @@ class ChannelCache:
         digest = hmac.new(self._secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
         return digest[:_HASH_CHARS]
 
-    async def claim(self, key: str) -> bool:
-        """True the first time `key` is claimed within the lifetime.
+    async def claim(self, key: str, value: str = "1", ttl_seconds: float | None = None) -> bool:
+        """True the first time `key` is claimed within the lifetime (or `ttl_seconds`).
 
         Raises:
             StoreUnavailable: The store could not be reached.
         """
-        return await self.store.claim(self.namespace, self.hashed(key), self.ttl_seconds)
+        ttl = self.ttl_seconds if ttl_seconds is None else ttl_seconds
+        return await self.store.claim(self.namespace, self.hashed(key), ttl, value)
+
+    async def renew(self, key: str, value: str, ttl_seconds: float) -> bool:
+        """Keep `key` for `ttl_seconds` more if it still holds `value`.
+
+        Raises:
+            StoreUnavailable: The store could not be reached.
+        """
+        return await self.store.renew(self.namespace, self.hashed(key), value, ttl_seconds)
+
+    async def release(self, key: str, value: str) -> bool:
+        """Forget `key` if it still holds `value`.
+
+        Raises:
+            StoreUnavailable: The store could not be reached.
+        """
+        return await self.store.release(self.namespace, self.hashed(key), value)
 
     async def put(self, key: str, value: str) -> None:
         """Store `value` under `key`.

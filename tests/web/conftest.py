@@ -59,6 +59,7 @@ class BotServer:
     stock: bool = False
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
 
     @property
     def url(self) -> str:
@@ -74,7 +75,7 @@ class BotServer:
             command.append("--stock")
         LOGS.mkdir(parents=True, exist_ok=True)
         log = (LOGS / f"fake-rasa-{self.port}.log").open("ab")
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **self.env}
         self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -100,6 +101,13 @@ class BotServer:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.proc = None
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no shutdown of any kind."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
 
     def received(self) -> list[dict[str, Any]]:
         """User messages the scripted agent has handled, in order."""
@@ -145,9 +153,9 @@ def make_stack() -> Iterator[Callable[..., Stack]]:
     for old_log in LOGS.glob("fake-rasa-*.log"):  # keep only this run's server logs
         old_log.unlink()
 
-    def make(stock: bool = False) -> Stack:
+    def make(stock: bool = False, env: dict[str, str] | None = None) -> Stack:
         site_port = free_port()
-        bot = BotServer(origins=[f"http://127.0.0.1:{site_port}"], stock=stock)
+        bot = BotServer(origins=[f"http://127.0.0.1:{site_port}"], stock=stock, env=dict(env or {}))
         bot.start()
         stack = Stack(bot, DemoSite(bot.url, port=site_port))
         stacks.append(stack)

@@ -6,6 +6,9 @@ of a trained model: the widget tests need real sockets, origins and reconnects, 
 Run as a subprocess so a test can kill it and start it again on the same port.
 
     python tests/web/fake_rasa.py --port 5055 --origin http://127.0.0.1:8080 [--stock]
+
+With FAKE_RASA_STALL set, a message containing "stall" is never answered (a server that
+hangs mid-turn until it is killed).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +100,8 @@ class ScriptedAgent:
             return
         if "slow" in lowered:
             await asyncio.sleep(1.5)
+        if "stall" in lowered and os.environ.get("FAKE_RASA_STALL"):  # hangs until killed
+            await asyncio.sleep(3600)
         if text in {"/greet", "hello", "hi"}:
             await out.say("Hello! I'm the clinic's assistant. How can I help?", MENU)
         elif text == "/ask_hours" or "hours" in lowered:

@@ -8,11 +8,14 @@ other websites cannot use the bot, and nothing typed during an outage is lost.
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import redis
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 if TYPE_CHECKING:
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 PHONE: ViewportSize = {"width": 360, "height": 740}
 
 GREETING = "Hello! I'm the clinic's assistant"
+CLAIMS_REDIS_URL = "redis://127.0.0.1:6379/13"  # shared message-id claims, own key prefix per test
 SESSION_JS = (
     "() => (JSON.parse(sessionStorage.getItem('clinicChat:' + window.ClinicChat.serverUrl))"
     " || {}).sessionId"
@@ -383,6 +387,41 @@ def test_reconnects_and_delivers_what_was_typed_offline(
     assert [t["text"] for t in received] == ["typed before navigating"]
     assert {t["sender_id"] for t in received} == {f"web:{sid}"}
     assert session_id(page) == sid
+
+
+def test_a_message_whose_server_crashed_mid_answer_is_answered_after_the_restart(
+    page: Page, make_stack: Callable[..., Stack]
+) -> None:
+    """The server claims the message, hangs and is killed: the widget's re-send must get an answer.
+
+    The claim (in the real Redis, as with several servers) outlives the crash by one lease;
+    until then the restarted server says "in progress" and the widget tries again.
+    """
+    prefix = f"test-widget-claims-{uuid.uuid4().hex[:10]}:"
+    store = redis.Redis.from_url(CLAIMS_REDIS_URL)
+    own = make_stack(env={"CHANNEL_CACHE_URL": CLAIMS_REDIS_URL, "CHANNEL_CACHE_PREFIX": prefix,
+                          "FAKE_RASA_STALL": "1"})
+    try:
+        open_chat(page, own.site.url)
+        send(page, "please stall on this one")
+        deadline = time.monotonic() + 15
+        while not any(store.get(key).startswith(b"claim:") for key in store.scan_iter(match=f"{prefix}*")):
+            assert time.monotonic() < deadline, "the server never claimed the message"
+            time.sleep(0.05)
+        own.bot.kill()
+        expect(page.locator(".cc-status")).to_contain_text("Reconnecting", timeout=15_000)
+        del own.bot.env["FAKE_RASA_STALL"]
+        own.bot.start()  # the same port, a new process; the dead one's claim is still in Redis
+        expect(page.locator(".cc-bot").last).to_contain_text(
+            "You asked: please stall on this one", timeout=45_000
+        )
+        assert [t["text"] for t in own.bot.received()] == ["please stall on this one"]
+        expect(page.locator(".cc-typing")).to_be_hidden()
+    finally:
+        keys = list(store.scan_iter(match=f"{prefix}*"))
+        if keys:
+            store.delete(*keys)
+        store.close()
 
 
 def in_view(page: Page, item: Locator) -> bool:

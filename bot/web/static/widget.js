@@ -480,7 +480,12 @@
       sentOn[item.id] = epoch;
       showTyping(true);
       const data = { message: item.text, session_id: ident.sessionId, message_id: item.id };
-      socket.emit("user_uttered", data, () => {  // acked once Rasa has sent every reply
+      socket.emit("user_uttered", data, (ack) => {  // acked once Rasa has sent every reply
+        if (ack && ack.error === "in_progress") {  // another server is answering it, or died doing so
+          delete sentOn[item.id];
+          setTimeout(flush, Math.min(30, Math.max(1, Number(ack.retry_after) || 3)) * 1000);
+          return;
+        }
         view.queue = view.queue.filter((q) => q.id !== item.id);
         if (!view.queue.length) showTyping(false);
         save();
