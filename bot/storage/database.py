@@ -103,8 +103,11 @@ def create_engine_for(
     """Build an engine with the options each backend needs.
 
     SQLite: the file's parent folder is created and connections may cross threads
-    (Rasa runs actions on an event loop, the outbox in worker threads), and foreign
-    keys are enforced. PostgreSQL: stale pooled connections are detected before use,
+    (Rasa runs actions on an event loop, the outbox in worker threads), foreign
+    keys are enforced, and the file is in write-ahead-log mode: the Rasa server, the
+    action server and the console share it, and a commit no longer waits for every
+    reader to finish (still one fsync per commit: a booking shown is a booking kept).
+    PostgreSQL: stale pooled connections are detected before use,
     connecting, waiting for a pooled connection and each statement give up after the
     limits in settings (DB_*_TIMEOUT_SECONDS), so a stalled server fails like a
     refused one, and `schema` (if given) becomes the `search_path`, which isolates
@@ -211,6 +214,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file; "memory" for :memory:
+        cursor.execute("PRAGMA synchronous=FULL")
     finally:
         cursor.close()
 
