@@ -52,10 +52,11 @@ OURS_MESSAGES = [
     "what is prp", "thanks", "bye",
 ]
 # in the order of `rasa init`'s stories and rules, so each message gets a reply (an unanswered
-# "no" out of context counts as an error and leaves the turn out of the latency samples)
+# "no" out of context counts as an error and leaves the turn out of the latency samples); the
+# moods are its own training examples: its small NLU reads "i am feeling sad" as mood_great
 REFERENCE_MESSAGES = [
-    "hi", "i am feeling sad", "no", "are you a bot?", "hello there", "i am very happy",
-    "good morning", "i am sad", "yes", "bye",
+    "hi", "I am sad", "no", "are you a bot?", "hello there", "I am great",
+    "good morning", "very sad", "yes", "bye",
 ]
 CONCURRENCY = (1, 20, 50)
 PACED_CONVERSATIONS = 20
