@@ -14,7 +14,7 @@ import pytest
 from bot.train import training_env
 from tests.conftest import BIN, ROOT
 
-MIN_MACRO_F1 = 0.90  # measured 0.918 (README), the same in every cold training (bot/train.py)
+MIN_MACRO_F1 = 0.93  # measured about 0.96 (README, "NLU quality"); sessions differ by up to 0.01
 
 
 def rasa(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:

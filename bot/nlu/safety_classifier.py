@@ -4,7 +4,8 @@ Runs last in the pipeline, in two layers (see `bot.safety`):
 1. The rules. When they find a flag, the intent becomes `report_red_flag` (confidence 1.0) and
    every flag found is added as a `red_flag` entity whose span is the patient's own words.
 2. The trained detector. When the rules find nothing but the detector suspects a flag (or
-   DIET itself is sure of `report_red_flag`), a `safety_suspect` entity names the flag; the
+   the intent classifiers are sure of `report_red_flag`: DIET alone, or DIET combined with the
+   linear model in `bot.nlu.intent_ensemble`), a `safety_suspect` entity names the flag; the
    intent is left alone, and `SafetyPolicy` asks one screening question before anything
    else. DIET's `report_red_flag` alone and unsure becomes its next likeliest intent.
 A suspicion is dropped when the patient explicitly denied the flag's words ("no numbness").
@@ -33,6 +34,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.nlu.intent_ensemble import DIET_RANKING
 from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector, safety_text
 from bot.safety.data import DETECTOR_TRAINING_PATH, FLAGS_PATH, files_fingerprint, get_safety_data
 from bot.safety.detector import DEFAULT_THRESHOLD, EmergencyDetector, Suspicion, training_examples
@@ -121,6 +123,15 @@ class SafetyClassifier(GraphComponent):
         """Nothing to add to the training data."""
         return training_data
 
+    def _diet_was_sure(self, message: Message) -> bool:
+        """DIET's own top intent (before the ensemble) was a red flag, above the threshold."""
+        ranking = message.get(DIET_RANKING) or []
+        return bool(ranking) and (
+            ranking[0].get(INTENT_NAME_KEY) == RED_FLAG_INTENT
+            and float(ranking[0].get(PREDICTED_CONFIDENCE_KEY) or 0.0)
+            >= self._config["intent_threshold"]
+        )
+
     def process(self, messages: List[Message]) -> List[Message]:
         """Mark emergencies (rules) and suspected ones (detector) in each message."""
         rules = get_detector()
@@ -164,6 +175,8 @@ class SafetyClassifier(GraphComponent):
                 if ranking:
                     message.set(INTENT, ranking[0], add_to_output=True)
                     message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+            # DIET alone sure of a red flag still counts, whatever the ensemble made of it
+            said_red_flag = said_red_flag or self._diet_was_sure(message)
             suspicion = self.detector.suspect(text)
             if suspicion is None and said_red_flag:  # DIET suspects one, nobody can say which
                 suspicion = Suspicion(flag=UNSPECIFIED_FLAG, confidence=0.0)
