@@ -63,9 +63,12 @@ validate: install
 test: install browser nginx pgbouncer train
 	$(BIN)/python -m pytest
 
-# NLU on the held-out split: accuracy, macro-F1 and the confusions.
+# NLU on the held-out split, then on the sets written unseen (tests/nlu/unseen: chat
+# paraphrases and forum-style questions): accuracy, macro-F1 and the confusions.
 eval: train
 	$(BIN)/python -m bot.evaluate
+	$(BIN)/python -m bot.evaluate --nlu tests/nlu/unseen/paraphrases.yml --out results/nlu-paraphrases
+	$(BIN)/python -m bot.evaluate --nlu tests/nlu/unseen/forum_questions.yml --out results/nlu-forum
 
 # Safety triage on the project's safety set (each message alone and at a form prompt):
 # recall per category and tier, false alarms, screening rate; fails under recall 1.00 or

@@ -2,7 +2,8 @@
 
 `action_answer_topic` answers an article topic in the variant for the body part the
 patient named; `action_answer_follow_up` handles "what about my back?", "tell me more"
-and "any side effects?" using the topic kept in the `last_topic` slot.
+and "any side effects?" using the topic kept in the `last_topic` slot, or the treatment
+the question names ("what are the risks of a knee replacement?", even as a first message).
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class ActionAnswerFollowUp(Action):
         kb = get_knowledge_base()
         intent = latest_intent(tracker)
         topic = tracker.get_slot("last_topic")
+        if intent == "ask_side_effects":
+            topic = kb.topic_named_in(tracker.latest_message.get("text") or "") or topic
         if topic not in kb.topics:
             return self._no_topic(dispatcher, tracker, intent)
         title = kb.topics[topic].title
@@ -143,7 +146,7 @@ class ActionAnswerFollowUp(Action):
             return send_answer(dispatcher, topic, named_body_part(tracker))
         if intent == "ask_side_effects":
             send_bubbles(dispatcher, kb.side_effects(topic), [BOOK_BUTTON])
-            return [SlotSet("offer", None)]
+            return [SlotSet("offer", None), SlotSet("last_topic", topic)]
         more = kb.more(topic)
         if more:
             send_bubbles(dispatcher, more, kb.buttons_for(kb.topics[topic]))

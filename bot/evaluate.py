@@ -5,6 +5,7 @@ intents and the most frequent confusions, so a change to the training data is ju
 sentences the model has not seen.
 
     python -m bot.evaluate [--model models/clinic.tar.gz] [--min-macro-f1 0.95]
+    python -m bot.evaluate --nlu other_set.yml    # any labelled set in Rasa's NLU format
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from bot.train import rasa_command, training_env
 HOLDOUT = PROJECT_ROOT / "tests" / "nlu" / "holdout.yml"
 
 
-def evaluate(model: Path, out: Path) -> Dict[str, Any]:
-    """Run Rasa's NLU test and return the intent report plus the confusions."""
+def evaluate(model: Path, out: Path, nlu: Path = HOLDOUT) -> Dict[str, Any]:
+    """Run Rasa's NLU test on `nlu` and return the intent report plus the confusions."""
     subprocess.run(
-        rasa_command(["test", "nlu", "--model", str(model), "--nlu", str(HOLDOUT),
+        rasa_command(["test", "nlu", "--model", str(model), "--nlu", str(nlu),
                       "--out", str(out), "--quiet"]),
         cwd=PROJECT_ROOT, check=True, stdout=subprocess.DEVNULL, env=training_env(),
     )
@@ -42,12 +43,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=PROJECT_ROOT / "models" / "clinic.tar.gz")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "nlu")
+    parser.add_argument("--nlu", type=Path, default=HOLDOUT, help="labelled set (default: held-out)")
     parser.add_argument("--min-macro-f1", type=float, default=0.0)
     args = parser.parse_args(argv)
-    result = evaluate(args.model, args.out)
+    result = evaluate(args.model, args.out, args.nlu)
     report = result["report"]
     macro = report["macro avg"]["f1-score"]
-    print(f"held-out examples: {report['macro avg']['support']}")
+    print(f"examples: {report['macro avg']['support']} ({args.nlu.name})")
     print(f"accuracy: {report['accuracy']:.3f}")
     print(f"macro-F1: {macro:.3f}")
     intents = {k: v for k, v in report.items() if isinstance(v, dict) and "confused_with" in v}

@@ -7,6 +7,7 @@ sentence without retraining, and every answer carries the article section it com
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -49,6 +50,7 @@ class Topic:
     more: List[str] = field(default_factory=list)
     side_effects: List[str] = field(default_factory=list)
     related: List[str] = field(default_factory=list)
+    names: List[str] = field(default_factory=list)
 
 
 def topic_for_intent(intent: Optional[str]) -> Optional[str]:
@@ -86,6 +88,7 @@ class KnowledgeBase:
                 more=list(entry.get("more") or []),
                 side_effects=list(entry.get("side_effects") or []),
                 related=list(entry.get("related") or []),
+                names=[str(n) for n in entry.get("names") or []],
             )
             for key, entry in raw_topics.items()
         }
@@ -160,6 +163,24 @@ class KnowledgeBase:
             f"{topic.title.lower()}. Please ask your doctor, who can explain them for "
             f"your situation."
         ]
+
+    def topic_named_in(self, text: str) -> Optional[str]:
+        """The topic a message names ("risks of a knee replacement" -> knee_replacement).
+
+        Matched on words or lemmas against each topic's `names`; the longest name wins, so
+        "steroid injection" is the steroid topic, not injections in general. None when the
+        message names no topic ("any side effects?").
+        """
+        joined = " " + " ".join(lemmas(text)) + " "
+        raw = " " + " ".join(re.findall(r"[a-z0-9&']+", text.lower())) + " "
+        best: Optional[tuple[int, str]] = None
+        for topic in self.topics.values():
+            for name in topic.names:
+                phrase = name.lower()
+                if f" {phrase} " in raw or " " + " ".join(lemmas(phrase)) + " " in joined:
+                    if best is None or len(phrase) > best[0]:
+                        best = (len(phrase), topic.key)
+        return best[1] if best else None
 
     def topics_for_symptoms(self, text: str, limit: int = 3) -> List[str]:
         """Topics whose hint words occur in a patient's description (by lemma)."""

@@ -63,6 +63,26 @@ def test_tell_me_more_and_side_effects_use_the_kept_topic() -> None:
     assert "dependence" in texts(risks) and "pharmacist" in texts(risks)
 
 
+def test_side_effects_of_a_named_treatment_answer_that_treatment_even_as_a_first_message() -> None:
+    messages, events = run(
+        ActionAnswerFollowUp(),
+        tracker("What are the risks of knee replacement surgery?", "ask_side_effects"),
+    )
+    assert "risks of knee replacement" in texts(messages)
+    assert "Which topic" not in texts(messages)
+    assert slot_events(events)["last_topic"] == "knee_replacement"
+
+
+def test_side_effects_of_a_named_treatment_win_over_the_kept_topic() -> None:
+    state = tracker(
+        "is the cortisone shot safe for diabetics?", "ask_side_effects", slots={"last_topic": "medication"}
+    )
+    messages, events = run(ActionAnswerFollowUp(), state)
+    assert "corticosteroid injections" in texts(messages)
+    assert "dependence" not in texts(messages)  # the medication topic's risks
+    assert slot_events(events)["last_topic"] == "steroid_injection"
+
+
 def test_follow_up_without_a_topic_asks_which_one() -> None:
     messages, _ = run(ActionAnswerFollowUp(), tracker("any side effects?", "ask_side_effects"))
     assert "Which topic" in texts(messages)

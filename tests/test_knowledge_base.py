@@ -133,3 +133,29 @@ def test_the_running_bot_picks_up_edited_wording(tmp_path: Path, monkeypatch: py
     edited.write_text(yaml.safe_dump(data), encoding="utf-8")
     os.utime(edited, ns=(1, 2))  # a different modification time, whatever the clock resolution
     assert module.get_knowledge_base().answer("prp").bubbles == ["Reworded by staff."]
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("any side effects from the steroid injection?", "steroid_injection"),
+        ("is a knee replacement operation risky", "knee_replacement"),
+        ("complications of spinal fusion surgery", "spinal_fusion"),
+        ("is the gel jab safe", "hyaluronic_acid"),
+        ("does PRP have side effects", "prp"),
+        ("can panadol damage my liver", "medication"),
+        ("what are the risks of back surgery", "surgery"),
+        ("any side effects?", None),
+        ("is it safe for someone with diabetes?", None),
+    ],
+)
+def test_the_treatment_a_question_names_is_found_longest_name_first(kb, text, topic) -> None:  # type: ignore[no-untyped-def]
+    assert kb.topic_named_in(text) == topic
+
+
+def test_every_topic_name_belongs_to_one_topic(kb) -> None:  # type: ignore[no-untyped-def]
+    seen: dict = {}  # type: ignore[type-arg]
+    for topic in kb.topics.values():
+        for name in topic.names:
+            assert name.lower() not in seen, f"{name!r} names {seen.get(name.lower())} and {topic.key}"
+            seen[name.lower()] = topic.key
