@@ -36,6 +36,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
 
+from bot.linear_scores import LinearScorer
+
 _FILE = "linear_intent_model.pkl"
 # DIET's own ranking, kept on the message (not in the output) for the safety check, which
 # asks a screening question when either DIET alone or the combination is sure of a red flag.
@@ -111,6 +113,7 @@ class IntentEnsembleClassifier(GraphComponent):
         self._model_storage = model_storage
         self._resource = resource
         self.model = model
+        self._scorer: Optional[LinearScorer] = None
 
     @classmethod
     def create(
@@ -142,6 +145,7 @@ class IntentEnsembleClassifier(GraphComponent):
         """Fit the linear model on every intent example's lemmas."""
         examples = [m for m in training_data.intent_examples if m.get(INTENT)]
         self.model = linear_model(self._config)
+        self._scorer = None
         self.model.fit([lemma_text(m) for m in examples], [m.get(INTENT) for m in examples])
         with self._model_storage.write_to(self._resource) as directory:
             with (directory / _FILE).open("wb") as handle:
@@ -154,10 +158,11 @@ class IntentEnsembleClassifier(GraphComponent):
 
     def linear_ranking(self, texts: Sequence[str]) -> List[Dict[str, float]]:
         """The linear model's probability of every intent, for each text."""
-        assert self.model is not None
-        classes = [str(c) for c in self.model.classes_]
-        rows = self.model.predict_proba(texts)
-        return [dict(zip(classes, map(float, row), strict=True)) for row in rows]
+        if self._scorer is None:
+            assert self.model is not None
+            self._scorer = LinearScorer(self.model)
+        rows = self._scorer.probabilities(texts)
+        return [dict(zip(self._scorer.classes, map(float, row), strict=True)) for row in rows]
 
     def process(self, messages: List[Message]) -> List[Message]:
         """Set each message's intent and ranking to the combined distribution."""

@@ -19,6 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from bot.linear_scores import LinearScorer
 from bot.safety.data import SafetyData, load_detector_training
 
 NONE_LABEL = "none"
@@ -59,6 +60,7 @@ class EmergencyDetector:
         """Wrap a fitted pipeline (or none yet)."""
         self.pipeline = pipeline
         self.threshold = threshold
+        self._scorer: Optional[LinearScorer] = None  # predict_proba, faster (bot.linear_scores)
 
     @staticmethod
     def _new_pipeline() -> Pipeline:
@@ -76,6 +78,7 @@ class EmergencyDetector:
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> EmergencyDetector:
         """Learn from labelled texts."""
         self.pipeline = self._new_pipeline()
+        self._scorer = None
         self.pipeline.fit([t[:MAX_CHARS] for t in texts], list(labels))
         return self
 
@@ -83,8 +86,10 @@ class EmergencyDetector:
         """The likeliest flag, with the probability that the message is any flag at all."""
         if self.pipeline is None or not text or not text.strip():
             return None
-        probabilities = self.pipeline.predict_proba([text[:MAX_CHARS]])[0]
-        classes = list(self.pipeline.classes_)
+        if self._scorer is None:
+            self._scorer = LinearScorer(self.pipeline)
+        probabilities = self._scorer.probabilities([text[:MAX_CHARS]])[0]
+        classes = self._scorer.classes
         flag_probability = 1.0 - float(probabilities[classes.index(NONE_LABEL)])
         for index in np.argsort(probabilities)[::-1]:
             if classes[index] != NONE_LABEL:

@@ -18,7 +18,7 @@ from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.intent_ensemble import DIET_RANKING
+from bot.nlu.intent_ensemble import DIET_RANKING, IntentEnsembleClassifier
 from bot.nlu.safety_classifier import UNSPECIFIED_FLAG, SafetyClassifier
 from bot.safety import SUSPECT_ENTITY
 
@@ -103,6 +103,46 @@ def safety_component(model_path: Path, tmp_path_factory: pytest.TempPathFactory)
         node.resource,
         ExecutionContext(metadata.predict_schema, metadata.model_id),
     )
+
+
+def test_the_fast_linear_scores_are_the_regression_s_own_probabilities(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    storage, metadata = LocalModelStorage.from_model_archive(
+        tmp_path_factory.mktemp("ensemble-storage"), model_path
+    )
+    node = next(n for n in metadata.predict_schema.nodes.values() if n.uses is IntentEnsembleClassifier)
+    component = IntentEnsembleClassifier.load(
+        {**IntentEnsembleClassifier.get_default_config(), **node.config},
+        storage,
+        node.resource,
+        ExecutionContext(metadata.predict_schema, metadata.model_id),
+    )
+    texts = [question.lower() for question, _ in FORUM_QUESTIONS] + ["hi", "zzz", ""]
+    assert component.model is not None
+    expected = component.model.predict_proba(texts)
+    classes = [str(c) for c in component.model.classes_]
+    for row, ranking in zip(expected, component.linear_ranking(texts), strict=True):
+        assert list(ranking) == classes
+        assert max(abs(ranking[c] - float(p)) for c, p in zip(classes, row, strict=True)) < 1e-9
+
+
+def test_the_emergency_detector_s_fast_scores_are_its_regression_s_own_probabilities(
+    safety_component: SafetyClassifier,
+) -> None:
+    detector = safety_component.detector
+    assert detector.pipeline is not None
+    texts = ["i can't feel my groin and i wet myself", "crushing pain in my chest",
+             "what is sciatica", "my knee is hot and swollen and i have a fever", "ok"]
+    for text in texts:
+        suspicion = detector.likeliest(text)
+        probabilities = detector.pipeline.predict_proba([text])[0]
+        classes = [str(c) for c in detector.pipeline.classes_]
+        none_probability = float(probabilities[classes.index("none")])
+        assert suspicion is not None
+        assert abs(suspicion.confidence - round(1.0 - none_probability, 4)) < 1e-9
+        best_flag = max((p, c) for c, p in zip(classes, probabilities, strict=True) if c != "none")[1]
+        assert suspicion.flag == best_flag
 
 
 def _screened(component: SafetyClassifier, diet_top: Dict[str, Any] | None) -> list[Any]:
