@@ -90,34 +90,28 @@ def test_the_ranking_is_one_distribution_best_first(parse: Parse) -> None:
     assert sum(confidences) <= 1.0 + 1e-6
 
 
-@pytest.fixture(scope="module")
-def safety_component(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> SafetyClassifier:
-    """The SafetyClassifier exactly as the trained model stores it."""
-    storage, metadata = LocalModelStorage.from_model_archive(
-        tmp_path_factory.mktemp("model-storage"), model_path
-    )
-    node = next(n for n in metadata.predict_schema.nodes.values() if n.uses is SafetyClassifier)
-    return SafetyClassifier.load(
-        {**SafetyClassifier.get_default_config(), **node.config},
+def stored(component: Any, model_path: Path, folder: Path) -> Any:
+    """A component of the trained model, loaded exactly as the model stores it."""
+    storage, metadata = LocalModelStorage.from_model_archive(folder, model_path)
+    node = next(n for n in metadata.predict_schema.nodes.values() if n.uses is component)
+    return component.load(
+        {**component.get_default_config(), **node.config},
         storage,
         node.resource,
         ExecutionContext(metadata.predict_schema, metadata.model_id),
     )
+
+
+@pytest.fixture(scope="module")
+def safety_component(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> SafetyClassifier:
+    """The SafetyClassifier exactly as the trained model stores it."""
+    return stored(SafetyClassifier, model_path, tmp_path_factory.mktemp("model-storage"))
 
 
 def test_the_fast_linear_scores_are_the_regression_s_own_probabilities(
     model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    storage, metadata = LocalModelStorage.from_model_archive(
-        tmp_path_factory.mktemp("ensemble-storage"), model_path
-    )
-    node = next(n for n in metadata.predict_schema.nodes.values() if n.uses is IntentEnsembleClassifier)
-    component = IntentEnsembleClassifier.load(
-        {**IntentEnsembleClassifier.get_default_config(), **node.config},
-        storage,
-        node.resource,
-        ExecutionContext(metadata.predict_schema, metadata.model_id),
-    )
+    component = stored(IntentEnsembleClassifier, model_path, tmp_path_factory.mktemp("ensemble"))
     texts = [question.lower() for question, _ in FORUM_QUESTIONS] + ["hi", "zzz", ""]
     assert component.model is not None
     expected = component.model.predict_proba(texts)
