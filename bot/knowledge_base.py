@@ -93,6 +93,12 @@ class KnowledgeBase:
             for key, entry in raw_topics.items()
         }
         self.symptom_hints: List[Mapping[str, Any]] = list(data.get("symptom_hints") or [])
+        # each topic name as words and as lemmas, once, for topic_named_in
+        self._names = [
+            (f" {name.lower()} ", " " + " ".join(lemmas(name.lower())) + " ", len(name), topic.key)
+            for topic in self.topics.values()
+            for name in topic.names
+        ]
         self._validate()
 
     def _validate(self) -> None:
@@ -173,14 +179,9 @@ class KnowledgeBase:
         """
         joined = " " + " ".join(lemmas(text)) + " "
         raw = " " + " ".join(re.findall(r"[a-z0-9&']+", text.lower())) + " "
-        best: Optional[tuple[int, str]] = None
-        for topic in self.topics.values():
-            for name in topic.names:
-                phrase = name.lower()
-                if f" {phrase} " in raw or " " + " ".join(lemmas(phrase)) + " " in joined:
-                    if best is None or len(phrase) > best[0]:
-                        best = (len(phrase), topic.key)
-        return best[1] if best else None
+        found = [(length, key) for words, lemma_words, length, key in self._names
+                 if words in raw or lemma_words in joined]
+        return max(found, key=lambda hit: hit[0])[1] if found else None
 
     def topics_for_symptoms(self, text: str, limit: int = 3) -> List[str]:
         """Topics whose hint words occur in a patient's description (by lemma)."""
