@@ -3,7 +3,8 @@
 `action_answer_topic` answers an article topic in the variant for the body part the
 patient named; `action_answer_follow_up` handles "what about my back?", "tell me more"
 and "any side effects?" using the topic kept in the `last_topic` slot, or the treatment
-the question names ("what are the risks of a knee replacement?", even as a first message).
+the question names ("what are the risks of a knee replacement?", even as a first message,
+and whichever of the two intents the NLU read it as).
 """
 
 from __future__ import annotations
@@ -58,6 +59,18 @@ def send_answer(
     return answer_events(topic)
 
 
+def send_side_effects(dispatcher: CollectingDispatcher, topic: str) -> List[EventType]:
+    """Send what the article says about a treatment's risks (or that it says nothing).
+
+    Buttons: the treatment itself (for what it is) and the booking handoff, since only a
+    clinician can speak to the risks for this patient. The treatment is kept for follow-ups.
+    """
+    kb = get_knowledge_base()
+    about = {"title": f"About {kb.topics[topic].title.lower()}", "payload": f"/ask_{topic}"}
+    send_bubbles(dispatcher, kb.side_effects(topic), [about, BOOK_BUTTON])
+    return [SlotSet("offer", None), SlotSet("last_topic", topic), SlotSet("clarify_attempts", 0.0)]
+
+
 QUESTION_CONFIDENCE = 0.6
 QUESTION_START = re.compile(
     r"^\W*(?:what|whats|how|why|when|where|which|who|can|could|is|are|do|does|did|should|"
@@ -91,6 +104,8 @@ def answer_question_in_form(dispatcher: CollectingDispatcher, tracker: Tracker) 
     kb = get_knowledge_base()
     if practical is not None:
         dispatcher.utter_message(text=practical.text)
+    elif topic in kb.topics and kb.asks_about_risks_of(topic, text):
+        send_bubbles(dispatcher, kb.side_effects(topic))
     elif topic in kb.topics:
         send_bubbles(dispatcher, kb.answer(topic, named_body_part(tracker)).bubbles)
     else:
@@ -100,7 +115,12 @@ def answer_question_in_form(dispatcher: CollectingDispatcher, tracker: Tracker) 
 
 
 class ActionAnswerTopic(Action):
-    """Answer the article topic named by the intent (`ask_<topic>`)."""
+    """Answer the article topic named by the intent (`ask_<topic>`).
+
+    A question about a treatment's risks ("what are the risks of knee replacement
+    surgery?") is often read as the treatment's own intent; it gets the treatment's side
+    effects, as `ask_side_effects` would, not a description of the treatment.
+    """
 
     def name(self) -> str:
         """Action name used in rules."""
@@ -113,10 +133,13 @@ class ActionAnswerTopic(Action):
         domain: Dict[str, Any],
     ) -> List[EventType]:
         """Look the topic up and send it."""
+        kb = get_knowledge_base()
         topic = topic_for_intent(latest_intent(tracker))
-        if topic not in get_knowledge_base().topics:
+        if topic not in kb.topics:
             dispatcher.utter_message(response="utter_default")
             return []
+        if kb.asks_about_risks_of(topic, tracker.latest_message.get("text") or ""):
+            return send_side_effects(dispatcher, topic)
         return send_answer(dispatcher, topic, named_body_part(tracker))
 
 
@@ -145,8 +168,7 @@ class ActionAnswerFollowUp(Action):
         if intent == "inform_body_part":
             return send_answer(dispatcher, topic, named_body_part(tracker))
         if intent == "ask_side_effects":
-            send_bubbles(dispatcher, kb.side_effects(topic), [BOOK_BUTTON])
-            return [SlotSet("offer", None), SlotSet("last_topic", topic)]
+            return send_side_effects(dispatcher, topic)
         more = kb.more(topic)
         if more:
             send_bubbles(dispatcher, more, kb.buttons_for(kb.topics[topic]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -69,6 +69,12 @@ def normalise_body_part(value: Optional[str]) -> Optional[str]:
     return aliases.get(value.lower().strip())  # hip, leg, both: the general answer
 
 
+def _forms(text: str) -> Tuple[str, str]:
+    """A phrase as padded lower-case words and as padded lemmas, for whole-word matching."""
+    words = " ".join(re.findall(r"[a-z0-9&'-]+", text.lower()))
+    return f" {words} ", " " + " ".join(lemmas(text.lower())) + " "
+
+
 class KnowledgeBase:
     """Validated answer content with rendering helpers."""
 
@@ -93,12 +99,14 @@ class KnowledgeBase:
             for key, entry in raw_topics.items()
         }
         self.symptom_hints: List[Mapping[str, Any]] = list(data.get("symptom_hints") or [])
-        # each topic name as words and as lemmas, once, for topic_named_in
+        # each phrase as words and as lemmas, once, for topic_named_in and asks_about_risks
         self._names = [
-            (f" {name.lower()} ", " " + " ".join(lemmas(name.lower())) + " ", len(name), topic.key)
+            (*_forms(name), len(name), topic.key)
             for topic in self.topics.values()
             for name in topic.names
         ]
+        self.risk_topics: List[str] = [str(key) for key in data.get("risk_topics") or []]
+        self._risk_words = [_forms(str(word)) for word in data.get("risk_words") or []]
         self._validate()
 
     def _validate(self) -> None:
@@ -114,6 +122,9 @@ class KnowledgeBase:
             for related in topic.related:
                 if related not in self.topics:
                     problems.append(f"{topic.key}: related topic {related!r} does not exist")
+        for key in self.risk_topics:
+            if key not in self.topics:
+                problems.append(f"risk topic {key!r} does not exist")
         for hint in self.symptom_hints:
             if hint.get("topic") not in self.topics:
                 problems.append(f"symptom hint points to unknown topic {hint.get('topic')!r}")
@@ -177,11 +188,21 @@ class KnowledgeBase:
         "steroid injection" is the steroid topic, not injections in general. None when the
         message names no topic ("any side effects?").
         """
-        joined = " " + " ".join(lemmas(text)) + " "
-        raw = " " + " ".join(re.findall(r"[a-z0-9&']+", text.lower())) + " "
+        raw, joined = _forms(text)
         found = [(length, key) for words, lemma_words, length, key in self._names
                  if words in raw or lemma_words in joined]
         return max(found, key=lambda hit: hit[0])[1] if found else None
+
+    def asks_about_risks_of(self, key: str, text: str) -> bool:
+        """Whether `text` asks about the risks of topic `key`, a medicine, injection or operation.
+
+        "is PRP safe?" does; "which exercises are safe for my knee?" does not (exercise is
+        not one of the `risk_topics`), nor does "what is PRP?".
+        """
+        if key not in self.risk_topics:
+            return False
+        raw, joined = _forms(text)
+        return any(words in raw or lemma_words in joined for words, lemma_words in self._risk_words)
 
     def topics_for_symptoms(self, text: str, limit: int = 3) -> List[str]:
         """Topics whose hint words occur in a patient's description (by lemma)."""

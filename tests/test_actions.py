@@ -12,6 +12,7 @@ from actions.clarify import ActionClarify
 from actions.conversation import ActionHandleYesNo
 from actions.session import ActionSessionStart
 from actions.symptoms import ActionDescribeSymptoms
+from bot.knowledge_base import get_knowledge_base
 from bot.storage.migrate import upgrade
 from bot.storage.repository import Repository
 from tests.actions_helpers import has_event, run, slot_events, texts, tracker
@@ -81,6 +82,35 @@ def test_side_effects_of_a_named_treatment_win_over_the_kept_topic() -> None:
     assert "corticosteroid injections" in texts(messages)
     assert "dependence" not in texts(messages)  # the medication topic's risks
     assert slot_events(events)["last_topic"] == "steroid_injection"
+
+
+@pytest.mark.parametrize(
+    "text, intent, topic, says",
+    [
+        ("What are the risks of knee replacement surgery?", "ask_knee_replacement", "knee_replacement",
+         "does not describe side effects or risks of knee replacement"),
+        ("side effects from the cortisone shot?", "ask_steroid_injection", "steroid_injection",
+         "does not describe their side effects"),
+        ("are opioids safe", "ask_medication", "medication", "risk of side effects and dependence"),
+    ],
+)
+def test_risks_of_a_treatment_read_as_the_treatment_get_its_risks_not_its_description(
+    text: str, intent: str, topic: str, says: str
+) -> None:
+    messages, events = run(ActionAnswerTopic(), tracker(text, intent))
+    assert says in texts(messages)
+    assert "ask your doctor" in texts(messages)
+    first = get_knowledge_base().answer(topic).bubbles[0]
+    assert first not in texts(messages)  # not the description of the treatment
+    payloads = [b["payload"] for m in messages for b in m.get("buttons", [])]
+    assert payloads == [f"/ask_{topic}", "/book_appointment"]  # what it is, or a clinician
+    assert slot_events(events)["last_topic"] == topic
+
+
+def test_which_exercises_are_safe_gets_the_exercise_answer() -> None:
+    messages, _ = run(ActionAnswerTopic(), tracker("which exercises are safe for my knee?", "ask_exercise"))
+    assert get_knowledge_base().answer("exercise").bubbles[0] in texts(messages)
+    assert "risks" not in texts(messages)
 
 
 def test_follow_up_without_a_topic_asks_which_one() -> None:

@@ -230,6 +230,19 @@ def test_a_real_question_at_a_form_prompt_is_answered_then_the_form_resumes() ->
     assert "can't answer questions about fees" in said and said.endswith("Now, back to your request:")
 
 
+def test_a_risk_question_at_a_form_prompt_gets_the_risks_then_the_form_resumes() -> None:
+    form = ValidateBookingForm()
+    dispatcher = CollectingDispatcher()
+    text = "wait, is a knee replacement risky at 80?"
+    state = tracker(text, "ask_knee_replacement", slots={"requested_slot": "phone"},
+                    active_loop="booking_form")
+    result = form.validate_phone(text, dispatcher, state, DOMAIN)
+    assert result == {"phone": None}
+    said = texts(dispatcher.messages)
+    assert "does not describe side effects or risks of knee replacement" in said
+    assert said.endswith("Now, back to your request:")
+
+
 def test_consent_refused_after_a_typed_number_forgets_the_number() -> None:
     result, _ = validate("contact_consent", False, "no", "deny", phone="+6591234567")
     assert result["phone"] is None and result["contact_consent"] is False

@@ -159,3 +159,34 @@ def test_every_topic_name_belongs_to_one_topic(kb) -> None:  # type: ignore[no-u
         for name in topic.names:
             assert name.lower() not in seen, f"{name!r} names {seen.get(name.lower())} and {topic.key}"
             seen[name.lower()] = topic.key
+
+
+@pytest.mark.parametrize(
+    "topic, text, asks",
+    [
+        ("knee_replacement", "What are the risks of knee replacement surgery?", True),
+        ("knee_replacement", "my dad is 80 and needs a new knee, is it safe at his age", True),
+        ("steroid_injection", "side effects from the cortisone shot?", True),
+        ("prp", "is prp safe", True),
+        ("medication", "are these pills addictive", True),
+        ("spinal_fusion", "what can go wrong with spinal fusion", True),
+        ("surgery", "any complications after the op?", True),
+        ("knee_replacement", "how long is the recovery after knee replacement?", False),
+        ("prp", "what is PRP?", False),
+        ("exercise", "which exercises are safe for my knee?", False),  # what to do, not a risk
+        ("physiotherapy", "is physio safe with a slipped disc", False),
+    ],
+)
+def test_risk_questions_about_a_medicine_injection_or_operation_are_recognised(  # type: ignore[no-untyped-def]
+    kb, topic, text, asks
+) -> None:
+    assert kb.asks_about_risks_of(topic, text) is asks
+
+
+def test_a_risk_topic_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load(KB_PATH.read_text(encoding="utf-8"))
+    data["risk_topics"] = ["knee_replacement", "hip_replacement"]
+    broken = tmp_path / "answers.yml"
+    broken.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="hip_replacement"):
+        load_knowledge_base(broken, profile=load_profile(production=False))
