@@ -112,7 +112,8 @@ def test_the_fast_linear_scores_are_the_regression_s_own_probabilities(
     model_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     component = stored(IntentEnsembleClassifier, model_path, tmp_path_factory.mktemp("ensemble"))
-    texts = [question.lower() for question, _ in FORUM_QUESTIONS] + ["hi", "zzz", ""]
+    # repeated words (sublinear counts), no known n-gram at all, nothing
+    texts = [question.lower() for question, _ in FORUM_QUESTIONS] + ["hi", "knee knee knee pain pain", "ɮɮɮ", ""]
     assert component.model is not None
     expected = component.model.predict_proba(texts)
     classes = [str(c) for c in component.model.classes_]
@@ -127,7 +128,8 @@ def test_the_emergency_detector_s_fast_scores_are_its_regression_s_own_probabili
     detector = safety_component.detector
     assert detector.pipeline is not None
     texts = ["i can't feel my groin and i wet myself", "crushing pain in my chest",
-             "what is sciatica", "my knee is hot and swollen and i have a fever", "ok"]
+             "what is sciatica", "my knee is hot and swollen and i have a fever", "ok",
+             "Chest PAIN chest pain CHEST", "ɮɮɮ"]
     for text in texts:
         suspicion = detector.likeliest(text)
         probabilities = detector.pipeline.predict_proba([text])[0]
