@@ -32,6 +32,7 @@ from sqlalchemy.exc import (
     TimeoutError as PoolTimeoutError,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from bot.settings import get_settings
 
@@ -139,6 +140,12 @@ def create_engine_for(
                 raise DatabaseUnavailable(
                     f"cannot create folder for {database}: {exc}"
                 ) from exc
+            # SQLAlchemy 1.4 opens a file database anew for every session (NullPool): a
+            # connection, four pragmas and a close on each read and write of every message.
+            # A pool keeps them open (SQLAlchemy 2.0's default); each is used by one thread
+            # at a time, and SQLite's own locking orders the writers.
+            kwargs["poolclass"] = QueuePool
+            kwargs["pool_timeout"] = get_settings().db_pool_timeout_seconds
     elif parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = True
         kwargs["pool_timeout"] = get_settings().db_pool_timeout_seconds
