@@ -96,6 +96,10 @@ class Settings:
     reporting_database_url: str = ""
     spool_flush_seconds: float = 30.0
     spool_key: str = ""
+    # Several Rasa servers: a redis:// URL shares what each spools during an outage, so the
+    # next server to answer a patient continues the conversation (bot/shared_spool.py;
+    # SPOOL_REDIS_URL, else REDIS_URL). Empty: each server keeps its own.
+    spool_redis_url: str = ""
     retention_days: int = 365
     allowed_origins: tuple[str, ...] = field(
         default_factory=lambda: ("http://127.0.0.1:8080", "http://localhost:8080")
@@ -194,6 +198,7 @@ class Settings:
             reporting_database_url=_get(env, "REPORTING_DATABASE_URL"),
             spool_flush_seconds=float(_get(env, "SPOOL_FLUSH_SECONDS", "30") or 30),
             spool_key=_get(env, "SPOOL_KEY"),
+            spool_redis_url=_get(env, "SPOOL_REDIS_URL") or _get(env, "REDIS_URL"),
             retention_days=int(_get(env, "RETENTION_DAYS", "365") or 365),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip())
             if origins
@@ -245,6 +250,8 @@ class Settings:
             ("redis://", "rediss://", "unix://")
         ):
             raise SettingsError("SOCKETIO_REDIS_URL (or REDIS_URL) must be a redis://, rediss:// or unix:// URL")
+        if self.spool_redis_url and not self.spool_redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("SPOOL_REDIS_URL (or REDIS_URL) must be a redis://, rediss:// or unix:// URL")
         if self.spool_key:
             from cryptography.fernet import Fernet
 

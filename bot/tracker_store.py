@@ -16,6 +16,9 @@ that matter to a clinic:
   too long) is a bad record, not an outage and never an exit (Rasa's `session_scope`
   takes any ValueError for a missing schema and calls `sys.exit`): it is kept in memory,
   logged without personal data, and if it was spooled it is quarantined and staff alerted.
+* With several Rasa servers (SPOOL_REDIS_URL or REDIS_URL set), a spooled conversation is
+  also shared through Redis (`bot.shared_spool`): the server that answers the patient next
+  continues the newest copy, so context and order hold while the database is away.
 * After a conversation is stored, its row in `conversation_summaries` (the staff
   console's list) is brought up to date in the background (`bot.storage.summaries`):
   a summary never slows or fails a save.
@@ -52,6 +55,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import spool
 from bot.log_privacy import install_log_privacy
 from bot.settings import Settings, get_settings
+from bot.shared_spool import SharedSpool
 from bot.storage import window
 from bot.storage.database import DatabaseUnavailable, create_engine_for, is_data_error, redacted_url
 from bot.storage.offload import DatabaseStalled, run_blocking
@@ -154,6 +158,7 @@ class ClinicTrackerStore(SQLTrackerStore):
         self._flusher: Optional[asyncio.Task[None]] = None
         self._wake: Optional[asyncio.Event] = None
         self.degraded_since: Optional[float] = None
+        self.shared = SharedSpool.from_settings(settings, self.url)
         super().__init__(
             domain=domain,
             dialect=parsed.drivername,
@@ -208,6 +213,8 @@ class ClinicTrackerStore(SQLTrackerStore):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await asyncio.to_thread(self.summaries.close)
+        if self.shared is not None:
+            await self.shared.close()
         self.engine.dispose()
 
     # -- blocking database work (worker threads) ------------------------------------------
@@ -362,6 +369,7 @@ class ClinicTrackerStore(SQLTrackerStore):
                         break
                     continue
                 self._settle(sender_id, tracker, None)
+                await self._shared_stored(sender_id)
                 self.summaries.submit(sender_id)
                 stored += 1
         if stored:
@@ -529,11 +537,14 @@ class ClinicTrackerStore(SQLTrackerStore):
                     return
                 if is_outage(exc):
                     self._outage(exc, tracker)
+                    if self.shared is not None:
+                        await self.shared.put(sender_id, [event.as_dict() for event in tracker.events])
                     return
                 raise
             if sender_id in self._pending:
                 self._pending[sender_id] = tracker
                 self._settle(sender_id, tracker, None)
+            await self._shared_stored(sender_id)
         self.summaries.submit(sender_id)
         if self._pending:
             self._start_flusher()
@@ -544,11 +555,13 @@ class ClinicTrackerStore(SQLTrackerStore):
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The conversation, from the spool while it has unsaved events there."""
         if sender_id in self._pending:
-            return self._copy(sender_id, self._pending[sender_id])
-        try:
-            return await self._in_thread(self._retrieve_sync, sender_id, False)
-        except Exception as exc:  # noqa: BLE001 - sorted by _from_memory
-            return self._from_memory(sender_id, exc)
+            tracker: Optional[DialogueStateTracker] = self._copy(sender_id, self._pending[sender_id])
+        else:
+            try:
+                tracker = await self._in_thread(self._retrieve_sync, sender_id, False)
+            except Exception as exc:  # noqa: BLE001 - sorted by _from_memory
+                tracker = self._from_memory(sender_id, exc)
+        return await self._newest(sender_id, tracker)
 
     async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The whole conversation (all sessions), spooled events included."""
@@ -558,6 +571,28 @@ class ClinicTrackerStore(SQLTrackerStore):
             return await self._in_thread(self._retrieve_sync, sender_id, True)
         except Exception as exc:  # noqa: BLE001 - sorted by _from_memory
             return self._from_memory(sender_id, exc)
+
+    async def _newest(
+        self, sender_id: str, tracker: Optional[DialogueStateTracker]
+    ) -> Optional[DialogueStateTracker]:
+        """`tracker`, or the copy another server spooled if that one is newer.
+
+        Only for answering the next message: the full history (`retrieve_full_tracker`, the
+        API and console) stays what this server has, so a shared recent window never hides it.
+        """
+        if self.shared is None:
+            return tracker
+        newest = tracker.events[-1].timestamp if tracker is not None and tracker.events else None
+        shared = await self.shared.newer(sender_id, newest)
+        if shared is None:
+            return tracker
+        logger.warning("conversation %s continues from another server's spooled copy",
+                       spool.reference(sender_id)[:12])
+        return DialogueStateTracker.from_dict(sender_id, shared, self.domain.slots if self.domain else None)
+
+    async def _shared_stored(self, sender_id: str) -> None:
+        if self.shared is not None:
+            await self.shared.stored(sender_id)
 
     async def keys(self) -> Iterable[str]:
         """Conversation ids, spooled ones included."""

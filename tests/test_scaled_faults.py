@@ -1,4 +1,4 @@
-"""Faults under the scaled layout: a Rasa server killed, PostgreSQL restarted, Redis stopped.
+"""Faults under the scaled layout: a Rasa server killed, PostgreSQL restarted or down, Redis stopped.
 
 Two Rasa servers (each with its action server) behind Debian's nginx, as in
 `tests/test_scaled_layout.py`, but on a PostgreSQL cluster and a Redis server of this
@@ -126,7 +126,7 @@ def faults(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                       f"  key_prefix: {prefix}\n  retry_redis_after: 1\n")
         stacks = start_stacks(folder, model_path, postgres.url, {
             "credentials": CREDENTIALS,
-            "extra_env": {"SPOOL_FLUSH_SECONDS": "2"},
+            "extra_env": {"SPOOL_FLUSH_SECONDS": "2", "SPOOL_REDIS_URL": redis_server.url},
             "extra_endpoints": lock_store,
         })
         rasa_ports = [int(stack.rasa_url.rsplit(":", 1)[1]) for stack in stacks]
@@ -221,6 +221,31 @@ def test_a_message_while_postgresql_is_down_is_answered_and_stored_once_when_it_
         assert time.monotonic() < deadline, (faults.stored_messages(patient), sent)
         time.sleep(0.5)
     faults.talk(patient, [("what is a hyaluronic acid injection?", "knee joint")], sent, read)
+    assert faults.stored_messages(patient) == sent
+
+
+def test_while_postgresql_is_down_the_next_server_continues_the_conversation_and_order_holds(
+    faults: Faults,
+) -> None:
+    patient = f"pg-shared-{uuid.uuid4().hex[:8]}"
+    sent: List[str] = []
+    read: List[str] = []
+    faults.talk(patient, [("hello", "automated assistant"), ("what is sciatica", "sciatic nerve"),
+                          ("what is a hyaluronic acid injection?", "knee joint")], sent, read)
+
+    faults.postgres.stop()
+    # one server answers the first, the other the follow-up: it must know the topic is exercise
+    # (its own memory says hyaluronic acid or sciatica), from the copy the first server shared
+    faults.talk(patient, [("what exercises help my knee pain", None), ("what about my back?", "stabilise the spine")],
+                sent, read)
+    served = wait_for_log(faults, patient, len(sent))
+    assert served[-1] != served[-2], "nginx sent both messages to one server"
+    faults.postgres.start()
+    deadline = time.monotonic() + 60
+    while faults.stored_messages(patient) != sent:  # each message once, in the order sent
+        assert time.monotonic() < deadline, (faults.stored_messages(patient), sent)
+        time.sleep(0.5)
+    faults.talk(patient, [("tell me more", None)], sent, read)
     assert faults.stored_messages(patient) == sent
 
 

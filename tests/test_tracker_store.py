@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import List
 
 import pytest
+import redis
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from rasa.shared.core.domain import Domain
@@ -25,7 +28,9 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.settings import get_settings
+from bot.shared_spool import KEY_PREFIX
 from bot.tracker_store import ClinicTrackerStore, ConversationStoreUnavailable, check_reachable
+from tests.conftest import free_port
 from tests.notify.conftest import WEBHOOK_SECRET, WebhookReceiver
 from tests.standins.database_link import DatabaseLink, SilentListener
 
@@ -325,3 +330,120 @@ async def test_a_turn_answered_from_memory_during_an_outage_is_stored_after_the_
     finally:
         await server_a.close()
         await server_b.close()
+
+
+# -- several Rasa servers sharing what they spool (bot.shared_spool, on the real Redis) ----------
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture()
+def shared_redis(settings_env: Callable[..., None]) -> Iterator[None]:
+    """Servers share spooled conversations through the real Redis (its test database)."""
+    settings_env(SPOOL_REDIS_URL=REDIS_URL, SPOOL_FLUSH_SECONDS="3600", SPOOL_KEY=Fernet.generate_key().decode())
+    yield
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+        client.delete(key)
+    client.close()
+
+
+def shared_copies(store: ClinicTrackerStore) -> List[bytes]:
+    """What Redis holds for the store's database: one value per conversation shared."""
+    assert store.shared is not None
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return [client.get(key) for key in client.scan_iter(f"{KEY_PREFIX}{store.shared.namespace}:*")]
+    finally:
+        client.close()
+
+
+async def test_during_an_outage_the_next_server_continues_the_turn_the_other_server_spooled(
+    postgres_url: str, link: DatabaseLink, shared_redis: None
+) -> None:
+    """Both servers cut off: B answers the patient's next message with A's turn in its context."""
+    server_a = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    server_b = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    sender = f"rest:shared-{uuid.uuid4().hex[:6]}"
+    try:
+        await server_a.save(conversation(sender, "hello"))
+        assert await server_b.retrieve(sender) is not None  # B has served this patient too
+
+        link.close()
+        on_a = await server_a.retrieve(sender)
+        assert on_a is not None
+        on_a.update(UserUttered("what is sciatica"))
+        on_a.update(ActionExecuted("action_listen"))
+        await server_a.save(on_a)  # spooled on A's disk and shared
+        (copy,) = shared_copies(server_a)
+        assert b"sciatica" not in copy and sender.encode() not in copy  # sealed with SPOOL_KEY
+
+        on_b = await server_b.retrieve(sender)
+        assert on_b is not None
+        assert [e.text for e in on_b.events if isinstance(e, UserUttered)] == ["hello", "what is sciatica"]
+        on_b.update(UserUttered("tell me more"))
+        on_b.update(ActionExecuted("action_listen"))
+        await server_b.save(on_b)
+
+        on_a = await server_a.retrieve(sender)  # A's own spooled copy is older than B's
+        assert on_a is not None
+        assert [e.text for e in on_a.events if isinstance(e, UserUttered)][-1] == "tell me more"
+
+        link.open()
+        await server_a.flush_pending()  # A first: its older copy must not put its turn last
+        await server_b.flush_pending()
+        assert user_texts(postgres_url, sender) == ["hello", "what is sciatica", "tell me more"]
+        assert spool_files(server_a) == [] and spool_files(server_b) == []
+        assert shared_copies(server_a) == []  # stored, so no longer shared
+    finally:
+        await server_a.close()
+        await server_b.close()
+
+
+async def test_a_conversation_spooled_by_a_server_that_died_is_continued_and_stored_by_another(
+    postgres_url: str, link: DatabaseLink, shared_redis: None
+) -> None:
+    """A spools a turn and is killed; the database comes back; B answers the patient's next message."""
+    server_a = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    server_b = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    sender = f"rest:orphan-{uuid.uuid4().hex[:6]}"
+    try:
+        await server_a.save(conversation(sender, "hello"))
+        link.close()
+        on_a = await server_a.retrieve(sender)
+        assert on_a is not None
+        on_a.update(UserUttered("my knee clicks"))
+        on_a.update(ActionExecuted("action_listen"))
+        await server_a.save(on_a)
+        await server_a.close()  # killed: its spool timer never runs again
+        link.open()
+        assert user_texts(postgres_url, sender) == ["hello"]
+
+        on_b = await server_b.retrieve(sender)  # the database answers, but A's copy is newer
+        assert on_b is not None
+        on_b.update(UserUttered("what can i do"))
+        on_b.update(ActionExecuted("action_listen"))
+        await server_b.save(on_b)
+        assert user_texts(postgres_url, sender) == ["hello", "my knee clicks", "what can i do"]
+        assert shared_copies(server_b) == []
+    finally:
+        await server_a.close()
+        await server_b.close()
+
+
+async def test_with_redis_away_a_server_keeps_answering_from_its_own_spool(
+    postgres_url: str, link: DatabaseLink, settings_env: Callable[..., None]
+) -> None:
+    settings_env(SPOOL_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", SPOOL_FLUSH_SECONDS="3600")
+    store = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    sender = f"rest:no-redis-{uuid.uuid4().hex[:6]}"
+    try:
+        link.close()
+        await store.save(conversation(sender, "hello"))  # nothing listens on the Redis port
+        again = await store.retrieve(sender)
+        assert again is not None and [e.text for e in again.events if isinstance(e, UserUttered)] == ["hello"]
+        link.open()
+        await store.flush_pending()
+        assert user_texts(postgres_url, sender) == ["hello"]
+    finally:
+        await store.close()
