@@ -358,6 +358,20 @@ def shared_copies(store: ClinicTrackerStore) -> List[bytes]:
         client.close()
 
 
+async def next_turn(server: ClinicTrackerStore, sender: str, text: str) -> DialogueStateTracker:
+    """One server answers the patient's next message: retrieve, the patient's turn, save."""
+    tracker = await server.retrieve(sender)
+    assert tracker is not None
+    tracker.update(UserUttered(text))
+    tracker.update(ActionExecuted("action_listen"))
+    await server.save(tracker)
+    return tracker
+
+
+def said(tracker: DialogueStateTracker) -> List[str]:
+    return [event.text for event in tracker.events if isinstance(event, UserUttered)]
+
+
 async def test_during_an_outage_the_next_server_continues_the_turn_the_other_server_spooled(
     postgres_url: str, link: DatabaseLink, shared_redis: None
 ) -> None:
@@ -370,24 +384,15 @@ async def test_during_an_outage_the_next_server_continues_the_turn_the_other_ser
         assert await server_b.retrieve(sender) is not None  # B has served this patient too
 
         link.close()
-        on_a = await server_a.retrieve(sender)
-        assert on_a is not None
-        on_a.update(UserUttered("what is sciatica"))
-        on_a.update(ActionExecuted("action_listen"))
-        await server_a.save(on_a)  # spooled on A's disk and shared
+        await next_turn(server_a, sender, "what is sciatica")  # spooled on A's disk and shared
         (copy,) = shared_copies(server_a)
         assert b"sciatica" not in copy and sender.encode() not in copy  # sealed with SPOOL_KEY
 
-        on_b = await server_b.retrieve(sender)
-        assert on_b is not None
-        assert [e.text for e in on_b.events if isinstance(e, UserUttered)] == ["hello", "what is sciatica"]
-        on_b.update(UserUttered("tell me more"))
-        on_b.update(ActionExecuted("action_listen"))
-        await server_b.save(on_b)
+        on_b = await next_turn(server_b, sender, "tell me more")
+        assert said(on_b) == ["hello", "what is sciatica", "tell me more"]
 
         on_a = await server_a.retrieve(sender)  # A's own spooled copy is older than B's
-        assert on_a is not None
-        assert [e.text for e in on_a.events if isinstance(e, UserUttered)][-1] == "tell me more"
+        assert on_a is not None and said(on_a)[-1] == "tell me more"
 
         link.open()
         await server_a.flush_pending()  # A first: its older copy must not put its turn last
@@ -410,20 +415,12 @@ async def test_a_conversation_spooled_by_a_server_that_died_is_continued_and_sto
     try:
         await server_a.save(conversation(sender, "hello"))
         link.close()
-        on_a = await server_a.retrieve(sender)
-        assert on_a is not None
-        on_a.update(UserUttered("my knee clicks"))
-        on_a.update(ActionExecuted("action_listen"))
-        await server_a.save(on_a)
+        await next_turn(server_a, sender, "my knee clicks")
         await server_a.close()  # killed: its spool timer never runs again
         link.open()
         assert user_texts(postgres_url, sender) == ["hello"]
 
-        on_b = await server_b.retrieve(sender)  # the database answers, but A's copy is newer
-        assert on_b is not None
-        on_b.update(UserUttered("what can i do"))
-        on_b.update(ActionExecuted("action_listen"))
-        await server_b.save(on_b)
+        await next_turn(server_b, sender, "what can i do")  # the database answers, but A's copy is newer
         assert user_texts(postgres_url, sender) == ["hello", "my knee clicks", "what can i do"]
         assert shared_copies(server_b) == []
     finally:
