@@ -15,9 +15,9 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pytest
 import redis
@@ -372,60 +372,62 @@ def said(tracker: DialogueStateTracker) -> List[str]:
     return [event.text for event in tracker.events if isinstance(event, UserUttered)]
 
 
-async def test_during_an_outage_the_next_server_continues_the_turn_the_other_server_spooled(
+@pytest.fixture()
+async def two_servers(
     postgres_url: str, link: DatabaseLink, shared_redis: None
-) -> None:
-    """Both servers cut off: B answers the patient's next message with A's turn in its context."""
+) -> AsyncIterator[Tuple[ClinicTrackerStore, ClinicTrackerStore]]:
+    """Two Rasa servers' conversation stores on the same (cuttable) database and Redis."""
     server_a = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
     server_b = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    yield server_a, server_b
+    await server_a.close()
+    await server_b.close()
+
+
+async def test_during_an_outage_the_next_server_continues_the_turn_the_other_server_spooled(
+    postgres_url: str, link: DatabaseLink, two_servers: Tuple[ClinicTrackerStore, ClinicTrackerStore]
+) -> None:
+    """Both servers cut off: B answers the patient's next message with A's turn in its context."""
+    server_a, server_b = two_servers
     sender = f"rest:shared-{uuid.uuid4().hex[:6]}"
-    try:
-        await server_a.save(conversation(sender, "hello"))
-        assert await server_b.retrieve(sender) is not None  # B has served this patient too
+    await server_a.save(conversation(sender, "hello"))
+    assert await server_b.retrieve(sender) is not None  # B has served this patient too
 
-        link.close()
-        await next_turn(server_a, sender, "what is sciatica")  # spooled on A's disk and shared
-        (copy,) = shared_copies(server_a)
-        assert b"sciatica" not in copy and sender.encode() not in copy  # sealed with SPOOL_KEY
+    link.close()
+    await next_turn(server_a, sender, "what is sciatica")  # spooled on A's disk and shared
+    (copy,) = shared_copies(server_a)
+    assert b"sciatica" not in copy and sender.encode() not in copy  # sealed with SPOOL_KEY
 
-        on_b = await next_turn(server_b, sender, "tell me more")
-        assert said(on_b) == ["hello", "what is sciatica", "tell me more"]
+    on_b = await next_turn(server_b, sender, "tell me more")
+    assert said(on_b) == ["hello", "what is sciatica", "tell me more"]
 
-        on_a = await server_a.retrieve(sender)  # A's own spooled copy is older than B's
-        assert on_a is not None and said(on_a)[-1] == "tell me more"
+    on_a = await server_a.retrieve(sender)  # A's own spooled copy is older than B's
+    assert on_a is not None and said(on_a)[-1] == "tell me more"
 
-        link.open()
-        await server_a.flush_pending()  # A first: its older copy must not put its turn last
-        await server_b.flush_pending()
-        assert user_texts(postgres_url, sender) == ["hello", "what is sciatica", "tell me more"]
-        assert spool_files(server_a) == [] and spool_files(server_b) == []
-        assert shared_copies(server_a) == []  # stored, so no longer shared
-    finally:
-        await server_a.close()
-        await server_b.close()
+    link.open()
+    await server_a.flush_pending()  # A first: its older copy must not put its turn last
+    await server_b.flush_pending()
+    assert user_texts(postgres_url, sender) == ["hello", "what is sciatica", "tell me more"]
+    assert spool_files(server_a) == [] and spool_files(server_b) == []
+    assert shared_copies(server_a) == []  # stored, so no longer shared
 
 
 async def test_a_conversation_spooled_by_a_server_that_died_is_continued_and_stored_by_another(
-    postgres_url: str, link: DatabaseLink, shared_redis: None
+    postgres_url: str, link: DatabaseLink, two_servers: Tuple[ClinicTrackerStore, ClinicTrackerStore]
 ) -> None:
     """A spools a turn and is killed; the database comes back; B answers the patient's next message."""
-    server_a = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
-    server_b = ClinicTrackerStore(domain=DOMAIN, url=link.url(postgres_url))
+    server_a, server_b = two_servers
     sender = f"rest:orphan-{uuid.uuid4().hex[:6]}"
-    try:
-        await server_a.save(conversation(sender, "hello"))
-        link.close()
-        await next_turn(server_a, sender, "my knee clicks")
-        await server_a.close()  # killed: its spool timer never runs again
-        link.open()
-        assert user_texts(postgres_url, sender) == ["hello"]
+    await server_a.save(conversation(sender, "hello"))
+    link.close()
+    await next_turn(server_a, sender, "my knee clicks")
+    await server_a.close()  # killed: its spool timer never runs again
+    link.open()
+    assert user_texts(postgres_url, sender) == ["hello"]
 
-        await next_turn(server_b, sender, "what can i do")  # the database answers, but A's copy is newer
-        assert user_texts(postgres_url, sender) == ["hello", "my knee clicks", "what can i do"]
-        assert shared_copies(server_b) == []
-    finally:
-        await server_a.close()
-        await server_b.close()
+    await next_turn(server_b, sender, "what can i do")  # the database answers, but A's copy is newer
+    assert user_texts(postgres_url, sender) == ["hello", "my knee clicks", "what can i do"]
+    assert shared_copies(server_b) == []
 
 
 async def test_with_redis_away_a_server_keeps_answering_from_its_own_spool(
