@@ -66,7 +66,10 @@ def send_side_effects(dispatcher: CollectingDispatcher, topic: str) -> List[Even
     clinician can speak to the risks for this patient. The treatment is kept for follow-ups.
     """
     kb = get_knowledge_base()
-    about = {"title": f"About {kb.topics[topic].title.lower()}", "payload": f"/ask_{topic}"}
+    title = kb.topics[topic].title
+    first = title.split()[0]
+    about = {"title": f"About {title if first.isupper() else first.lower() + title[len(first):]}",
+             "payload": f"/ask_{topic}"}
     send_bubbles(dispatcher, kb.side_effects(topic), [about, BOOK_BUTTON])
     return [SlotSet("offer", None), SlotSet("last_topic", topic), SlotSet("clarify_attempts", 0.0)]
 

@@ -107,6 +107,14 @@ def test_risks_of_a_treatment_read_as_the_treatment_get_its_risks_not_its_descri
     assert slot_events(events)["last_topic"] == topic
 
 
+def test_the_button_to_a_treatment_keeps_its_acronym() -> None:
+    messages, _ = run(ActionAnswerTopic(), tracker("is prp safe?", "ask_prp"))
+    titles = [b["title"] for m in messages for b in m.get("buttons", [])]
+    assert titles == ["About PRP injections", "Book a consultation"]
+    messages, _ = run(ActionAnswerTopic(), tracker("is a knee replacement risky?", "ask_knee_replacement"))
+    assert [b["title"] for m in messages for b in m.get("buttons", [])][0] == "About knee replacement"
+
+
 def test_which_exercises_are_safe_gets_the_exercise_answer() -> None:
     messages, _ = run(ActionAnswerTopic(), tracker("which exercises are safe for my knee?", "ask_exercise"))
     assert get_knowledge_base().answer("exercise").bubbles[0] in texts(messages)
