@@ -303,7 +303,14 @@ class ValidateBookingForm(ContactFormValidation):
     def validate_pain_area(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
-        """Lower back, knee or both."""
+        """Lower back, knee or both.
+
+        A question asked here ("is a knee replacement risky at 80?") names a body part too:
+        it is answered first and the area asked again, rather than read as "knee". A short
+        answer ("knee?", "my back") is always taken as the area.
+        """
+        if len(str(value or "").split()) > 3 and answer_question_in_form(dispatcher, tracker):
+            return {"pain_area": None}
         area = _parse("pain_area", clean_pain_area, value, dispatcher, tracker)
         return {"pain_area": None if area is REJECTED else area}
 

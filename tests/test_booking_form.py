@@ -246,3 +246,18 @@ def test_a_risk_question_at_a_form_prompt_gets_the_risks_then_the_form_resumes()
 def test_consent_refused_after_a_typed_number_forgets_the_number() -> None:
     result, _ = validate("contact_consent", False, "no", "deny", phone="+6591234567")
     assert result["phone"] is None and result["contact_consent"] is False
+
+
+def test_a_question_naming_the_knee_at_the_area_prompt_is_answered_not_taken_as_the_area() -> None:
+    text = "is a knee replacement risky at 80?"
+    result, said = validate("pain_area", text, text, "ask_knee_replacement")
+    assert result == {"pain_area": None}
+    assert "does not describe side effects or risks of knee replacement" in said
+    assert said.endswith("Now, back to your request:")
+
+
+@pytest.mark.parametrize("answer", ["knee?", "my knee", "lower back please", "both knees and back"])
+def test_a_short_answer_at_the_area_prompt_is_the_area_even_when_read_as_a_topic(answer: str) -> None:
+    result, said = validate("pain_area", answer, answer, "ask_arthritis")
+    assert result["pain_area"] in {"knee", "lower back", "both"}
+    assert "back to your request" not in said
