@@ -6,7 +6,11 @@ when the database hangs. When the database is unreachable or silent the record i
 in a private spool of this database (`bot.spool`: one line per record, 0600, encrypted
 with SPOOL_KEY when set) instead of being lost. A timer in the action server stores the
 spool every SPOOL_FLUSH_SECONDS until it is empty (started the first time a record is
-spooled or found waiting); `python -m bot.run` also stores it at start-up. A spooled
+spooled or found waiting); `python -m bot.run` also stores it at start-up. With
+SPOOL_REDIS_URL (else REDIS_URL) set, the action servers share one queue in Redis instead
+(`bot.shared_records`), so a record kept by a server that is never started again is stored
+by another; their timers then run for as long as they do (one Redis call a round), and the
+disk spool is the fallback while Redis is away too. A spooled
 red-flag alert is sent to staff at once through the notifiers, not only once stored.
 A spooled line that can never be stored is quarantined for a person, so it cannot hold
 up the others. Bookings replay idempotently (their idempotency key). After anything
@@ -16,6 +20,7 @@ that queues a staff notification, delivery is kicked off in the background.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -27,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from bot import spool
 from bot.settings import get_settings
+from bot.shared_records import SharedRecords, shared_records
 from bot.storage.bookings import BookingRecord
 from bot.storage.database import DatabaseUnavailable, abandon_when, is_data_error
 from bot.storage.handoffs import HandoffRecord
@@ -39,6 +45,7 @@ _append_lock = threading.Lock()  # held only for a file append or the final merg
 _flush_lock = threading.Lock()  # one flush at a time; a second caller does not wait
 _background: Set[asyncio.Task[Any]] = set()
 _flusher: Optional[asyncio.Task[None]] = None
+_wake: Optional[asyncio.Event] = None  # set to start the timer's next round now
 
 SPOOLED = "spooled"
 FLUSHING = "flushing.jsonl"
@@ -99,12 +106,39 @@ def flag_details(flags: Sequence[str]) -> Dict[str, List[str]]:
     return {f: [known[f].tier, known[f].category] for f in flags if f in known}
 
 
-def _spool(kind: str, kwargs: Dict[str, Any]) -> None:
+def _seal(kind: str, kwargs: Dict[str, Any]) -> bytes:
+    return spool.seal(json.dumps({"kind": kind, "kwargs": _encode(kwargs)}))
+
+
+def _spool(kind: str, kwargs: Dict[str, Any], line: Optional[bytes] = None) -> None:
+    """Keep a record in this process's disk spool."""
     path = spool_path()
-    line = spool.seal(json.dumps({"kind": kind, "kwargs": _encode(kwargs)}))
     with _append_lock:
-        spool.append_private(path, line + b"\n")
+        spool.append_private(path, (line or _seal(kind, kwargs)) + b"\n")
     logger.error("database unreachable: %s record kept in %s until it is back", kind, path.parent)
+
+
+def _shared_queue() -> Optional[SharedRecords]:
+    settings = get_settings()
+    return shared_records(settings.spool_redis_url, settings.database_url)
+
+
+async def _keep(kind: str, kwargs: Dict[str, Any]) -> None:
+    """Keep a record the database could not take: the shared queue, else the disk spool."""
+    line = _seal(kind, kwargs)
+    shared = _shared_queue()
+    if shared is not None and await shared.keep(line):
+        logger.error("database unreachable: %s record kept in the shared spool until it is back", kind)
+        return
+    await asyncio.to_thread(_spool, kind, kwargs, line)
+
+
+async def records_waiting() -> bool:
+    """Whether records wait to be stored: on this server's disk or in the shared queue."""
+    if spool_path().exists() or spool_path().with_name(FLUSHING).exists():
+        return True
+    shared = _shared_queue()
+    return shared is not None and await shared.waiting()
 
 
 def _quarantine_line(line: bytes, reason: str) -> None:
@@ -152,29 +186,8 @@ def _flush_locked() -> int:
                 return 0
             os.replace(path, work)
     lines = [line for line in work.read_bytes().splitlines() if line.strip()]
-    operations = _operations()
-    saved = 0
-    remaining: List[bytes] = []
-    for index, line in enumerate(lines):
-        try:
-            item = json.loads(spool.unseal(line))
-            kind = item["kind"]
-            operations[kind](**_decode(kind, item["kwargs"]))
-        except DatabaseUnavailable:
-            remaining = lines[index:]
-            break
-        except (ValidationError, ValueError, KeyError, TypeError) as exc:
-            # ValueError covers JSON errors, undecryptable lines and refused values
-            _quarantine_line(line, type(exc).__name__)
-            continue
-        except Exception as exc:  # noqa: BLE001 - e.g. DataError/IntegrityError
-            if not is_data_error(exc):
-                remaining = lines[index:]
-                logger.error("storing spooled records stopped (%s); they are kept", type(exc).__name__)
-                break
-            _quarantine_line(line, type(exc).__name__)
-            continue
-        saved += 1
+    saved, handled = store_lines(lines)
+    remaining = lines[handled:]
     with _append_lock:
         if remaining:
             newer = path.read_bytes() if path.exists() else b""
@@ -185,14 +198,41 @@ def _flush_locked() -> int:
     return saved
 
 
+def store_lines(lines: Sequence[bytes]) -> tuple[int, int]:
+    """Store spooled lines in order: (how many were saved, how many were dealt with).
+
+    Dealt with means saved or quarantined (a line that can never be stored); the database
+    being away stops the run there, so `lines[dealt_with:]` are kept, in order.
+    """
+    operations = _operations()
+    saved = 0
+    for index, line in enumerate(lines):
+        try:
+            item = json.loads(spool.unseal(line))
+            kind = item["kind"]
+            operations[kind](**_decode(kind, item["kwargs"]))
+        except DatabaseUnavailable:
+            return saved, index
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            # ValueError covers JSON errors, undecryptable lines and refused values
+            _quarantine_line(line, type(exc).__name__)
+            continue
+        except Exception as exc:  # noqa: BLE001 - e.g. DataError/IntegrityError
+            if not is_data_error(exc):
+                logger.error("storing spooled records stopped (%s); they are kept", type(exc).__name__)
+                return saved, index
+            _quarantine_line(line, type(exc).__name__)
+            continue
+        saved += 1
+    return saved, len(lines)
+
+
 def _store(kind: str, kwargs: Dict[str, Any], abandoned: threading.Event) -> Any:
-    """Store one record; spool it if the database is away."""
+    """Store one record; SPOOLED if the database is away (the caller keeps it)."""
     try:
         with abandon_when(abandoned):
             return _operations()[kind](**kwargs)
     except DatabaseUnavailable:
-        if not abandoned.is_set():  # when set, the caller gave up and spooled it already
-            _spool(kind, kwargs)
         return SPOOLED
 
 
@@ -200,17 +240,17 @@ async def _store_async(kind: str, kwargs: Dict[str, Any]) -> Any:
     budget = get_settings().db_operation_timeout_seconds
     try:
         result = await run_blocking(functools.partial(_store, kind, kwargs), budget)
-    except DatabaseStalled:  # a late answer commits nothing (abandon_when): the spool has it
-        await asyncio.to_thread(_spool, kind, kwargs)
+    except DatabaseStalled:  # a late answer commits nothing (abandon_when)
         result = SPOOLED
     if result is SPOOLED:
+        await _keep(kind, kwargs)
         if kind == "red_flag":
             _in_background(asyncio.to_thread(alert_spooled_red_flag, kwargs))
         start_flushing()
     else:
         if kind != "feedback":
             notify_in_background()
-        if spool_path().exists() or spool_path().with_name(FLUSHING).exists():
+        if await records_waiting():
             start_flushing(now=True)
     return result
 
@@ -234,29 +274,74 @@ def alert_spooled_red_flag(kwargs: Dict[str, Any]) -> int:
 
 
 def start_flushing(now: bool = False) -> None:
-    """Store the spool every SPOOL_FLUSH_SECONDS until it is empty, in this event loop."""
-    global _flusher
+    """Store the spool every SPOOL_FLUSH_SECONDS in this event loop.
+
+    Until it is empty; with a shared queue, for as long as the loop runs (another server
+    may queue records at any time, and may not be there to store them). `now` starts a
+    round at once, also when the timer is already waiting.
+    """
+    global _flusher, _wake
     loop = asyncio.get_running_loop()
     if _flusher is not None and not _flusher.done() and _flusher.get_loop() is loop:
+        if now and _wake is not None:
+            _wake.set()
         return
-    _flusher = loop.create_task(_flush_loop(now))
+    _wake = asyncio.Event()
+    _flusher = loop.create_task(_flush_loop(now, _wake))
 
 
-async def _flush_loop(now: bool) -> None:
+async def store_on_start(_app: Any, _loop: Any) -> None:
+    """Action server start-up (a Sanic listener): store what waits, keep the timer going."""
+    start_flushing(now=True)
+
+
+async def stop_flushing(_app: Any = None, _loop: Any = None) -> None:
+    """Stop the timer (action server shutdown, a Sanic listener); what waits stays kept."""
+    global _flusher
+    task, _flusher = _flusher, None
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _flush_loop(now: bool, wake: asyncio.Event) -> None:
     settings = get_settings()
     wait = 0.0 if now else settings.spool_flush_seconds
-    while spool_path().exists() or spool_path().with_name(FLUSHING).exists():
-        await asyncio.sleep(wait)
+    while _shared_queue() is not None or await records_waiting():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), wait)
+        wake.clear()
         wait = settings.spool_flush_seconds
+        if not await records_waiting():
+            continue
+        budget = max(settings.db_operation_timeout_seconds, 30.0)
+        saved = 0
         try:
-            saved = await run_blocking(flush_spool, max(settings.db_operation_timeout_seconds, 30.0))
+            saved += await run_blocking(flush_spool, budget)
+            saved += await _store_shared(budget)
         except DatabaseStalled:
-            continue
-        except Exception:  # the timer must outlive any surprise; the spool stays on disk
+            pass
+        except Exception:  # the timer must outlive any surprise; the spool stays where it is
             logger.exception("storing spooled records failed; retrying later")
-            continue
         if saved:
             notify_in_background()
+
+
+async def _store_shared(budget: float) -> int:
+    """Store the shared queue (if any, and if no other server is at it); how many saved."""
+    shared = _shared_queue()
+    if shared is None:
+        return 0
+
+    def store_held(lines: Sequence[bytes], abandoned: threading.Event) -> tuple[int, int]:
+        with abandon_when(abandoned):
+            return store_lines(lines)
+
+    saved = await shared.store_waiting(lambda lines: run_blocking(functools.partial(store_held, lines), budget))
+    if saved:
+        logger.warning("saved %d record(s) kept in the shared spool while the database was unreachable", saved)
+    return saved
 
 
 def _in_background(coroutine: Any) -> None:

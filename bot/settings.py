@@ -97,8 +97,9 @@ class Settings:
     spool_flush_seconds: float = 30.0
     spool_key: str = ""
     # Several Rasa servers: a redis:// URL shares what each spools during an outage, so the
-    # next server to answer a patient continues the conversation (bot/shared_spool.py;
-    # SPOOL_REDIS_URL, else REDIS_URL). Empty: each server keeps its own.
+    # next server to answer a patient continues the conversation (bot/shared_spool.py), and
+    # any action server stores the records another kept (bot/shared_records.py).
+    # SPOOL_REDIS_URL, else REDIS_URL. Empty: each server keeps its own.
     spool_redis_url: str = ""
     retention_days: int = 365
     allowed_origins: tuple[str, ...] = field(

@@ -17,6 +17,10 @@ process A sent.
 own secret, so chat ids, phone numbers and message ids never appear in Redis. Every entry
 expires. A store that cannot be reached raises `StoreUnavailable`; the callers log it and go
 on as if nothing were remembered, so a patient's message is never dropped over a cache.
+
+The outage spools use the same Redis access (`bot.shared_spool` for conversations,
+`bot.shared_records` for the action servers' records): the records queue is a list that does
+not expire, since it holds bookings until the database has them.
 """
 
 from __future__ import annotations
@@ -229,6 +233,43 @@ class RedisStore(ChannelStore):
             raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
         return None if value is None else bytes(value).decode("utf-8")
 
+    async def push(self, namespace: str, key: str, value: bytes) -> None:
+        """`RPUSH key value`: append to a list (a queue shared by every process)."""
+        try:
+            await self._client().rpush(self.key(namespace, key), value)
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+
+    async def head(self, namespace: str, key: str, count: int) -> list[bytes]:
+        """`LRANGE key 0 count-1`: the oldest `count` items of a list, left in place."""
+        try:
+            items = await self._client().lrange(self.key(namespace, key), 0, count - 1)
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+        return [bytes(item) for item in items]
+
+    async def length(self, namespace: str, key: str) -> int:
+        """`LLEN key`."""
+        try:
+            return int(await self._client().llen(self.key(namespace, key)))
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+
+    async def drop_head(self, namespace: str, key: str, count: int, lock: str, holder: str) -> bool:
+        """`LTRIM key count -1` if `GET lock` (same namespace) is `holder`, in one script.
+
+        Only the holder of the lock removes what it has dealt with, so a process whose lock
+        expired mid-way cannot remove items another process now works on.
+        """
+        try:
+            done = await self._client().eval(
+                _DROP_HEAD, 2, self.key(namespace, lock), self.key(namespace, key),
+                holder.encode("utf-8"), count,
+            )
+        except (RedisError, OSError) as error:
+            raise StoreUnavailable(f"Redis: {type(error).__name__}: {error}") from None
+        return bool(done)
+
     async def close(self) -> None:
         """Close the running loop's client and its connections."""
         try:
@@ -247,6 +288,12 @@ return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: the lock, the list. ARGV: the lock's holder, how many items to drop from the head.
+_DROP_HEAD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('LTRIM', KEYS[2], ARGV[2], -1) return 1 end
 return 0
 """
 

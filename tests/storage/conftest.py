@@ -22,11 +22,12 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from bot.settings import Settings
+from bot.settings import Settings, get_settings
 from bot.storage.database import Database
 from bot.storage.migrate import upgrade
 from bot.storage.models import UTC
 from bot.storage.repository import Repository
+from tests.standins.database_link import DatabaseLink
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -145,3 +146,23 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     schema = f"t_{RUN_ID}_{next(_schema_numbers)}"
     yield schema
     drop_schema(postgres_url, schema)
+
+
+@pytest.fixture()
+def link() -> Iterator[DatabaseLink]:
+    """A cuttable link to the local PostgreSQL, open at first."""
+    relay = DatabaseLink()
+    relay.open()
+    yield relay
+    relay.close()
+
+
+@pytest.fixture()
+def pg(postgres_url: str, postgres_schema: str, link: DatabaseLink, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated PostgreSQL schema the process uses (DATABASE_URL) through `link`."""
+    upgrade(postgres_url, schema=postgres_schema)
+    direct = f"{postgres_url}?options=-csearch_path%3D{postgres_schema}"
+    monkeypatch.setenv("DATABASE_URL", link.url(direct))
+    monkeypatch.setenv("SPOOL_FLUSH_SECONDS", "0.2")
+    get_settings.cache_clear()
+    return direct

@@ -6,15 +6,12 @@ a real HTTP receiver, and the checks are rows in the tables and files on disk.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bot import records
 from bot.settings import get_settings
@@ -22,49 +19,7 @@ from bot.storage.database import _databases
 from bot.storage.migrate import upgrade
 from tests.notify.conftest import WEBHOOK_SECRET, WebhookReceiver, free_port
 from tests.standins.database_link import DatabaseLink
-
-
-def count(url: str, table: str, conversation_id: str) -> int:
-    """Rows of `table` for one conversation."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(
-                    text(f"SELECT count(*) FROM {table} WHERE conversation_id = :c"), {"c": conversation_id}
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
-
-
-async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    """Wait (without blocking the loop) until `condition()` is true, at most `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        await asyncio.sleep(0.05)
-
-
-@pytest.fixture()
-def link() -> Iterator[DatabaseLink]:
-    """A cuttable link to the local PostgreSQL, open at first."""
-    relay = DatabaseLink()
-    relay.open()
-    yield relay
-    relay.close()
-
-
-@pytest.fixture()
-def pg(postgres_url: str, postgres_schema: str, link: DatabaseLink, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A migrated PostgreSQL schema the process uses (DATABASE_URL) through `link`."""
-    upgrade(postgres_url, schema=postgres_schema)
-    direct = f"{postgres_url}?options=-csearch_path%3D{postgres_schema}"
-    monkeypatch.setenv("DATABASE_URL", link.url(direct))
-    monkeypatch.setenv("SPOOL_FLUSH_SECONDS", "0.2")
-    get_settings.cache_clear()
-    return direct
+from tests.storage.outage import count, eventually
 
 
 async def test_spooled_record_is_stored_without_another_record(pg: str, link: DatabaseLink) -> None:
