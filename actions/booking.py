@@ -462,7 +462,7 @@ class ActionSubmitBooking(Action):
                 f"Please call {profile.phone_text()} to book."
             )
             return _reset()
-        if isinstance(saved, str):  # SPOOLED: kept on disk until the database is back
+        if isinstance(saved, str):  # SPOOLED: kept (shared queue or disk) until the database is back
             dispatcher.utter_message(
                 text="I'm sorry, I couldn't send your request just now because of a technical "
                 "problem. I've kept it and it will reach the clinic as soon as the system is back, "

@@ -28,7 +28,9 @@ import redis
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import RasaStack, free_port
+from bot import spool
+from bot.shared_records import KEY_PREFIX as SHARED_RECORDS
+from tests.conftest import RasaStack, free_port, wait_http
 from tests.servers import PrivatePostgres, PrivateRedis
 from tests.test_deploy_nginx import CREDENTIALS, NGINX, PUBLIC, proxy_config
 from tests.test_scaled_layout import BOOKING, QUESTIONS, start_nginx, start_stacks, texts
@@ -247,6 +249,33 @@ def test_while_postgresql_is_down_the_next_server_continues_the_conversation_and
         time.sleep(0.5)
     faults.talk(patient, [("tell me more", None)], sent, read)
     assert faults.stored_messages(patient) == sent
+
+
+def test_a_booking_kept_by_an_action_server_that_then_dies_is_stored_once_by_the_other(faults: Faults) -> None:
+    booker = f"kept-{uuid.uuid4().hex[:8]}"
+    sent: List[str] = []
+    read: List[str] = []
+    faults.talk(booker, BOOKING[:-2], sent, read)  # the details are read back for confirmation
+    faults.postgres.stop()
+    faults.talk(booker, [("/affirm", "I've kept it")], sent, read)
+    served = wait_for_log(faults, booker, len(sent))[-1]
+    [keeper] = [stack for stack in faults.stacks if faults.address(stack) == served]
+    keeper.procs["actions"].kill()  # a crash: its disk and memory are gone with it
+    keeper.procs["actions"].wait(timeout=20)
+    queue = f"{SHARED_RECORDS}records:{spool.database_folder(faults.database_url)}:pending"
+    client = redis.Redis.from_url(faults.redis_server.url)
+    try:
+        assert client.llen(queue) == 1, "the booking waits in the shared queue"
+        faults.postgres.start()
+        deadline = time.monotonic() + 60  # the other action server tries every SPOOL_FLUSH_SECONDS
+        while client.llen(queue):
+            assert time.monotonic() < deadline, "the other action server never stored the booking"
+            time.sleep(0.5)
+        assert len(faults.bookings(booker)) == 1
+    finally:
+        client.close()
+        keeper.launch("actions")
+        wait_http(f"{keeper.actions_url}/health", proc=keeper.procs["actions"])
 
 
 def test_with_redis_stopped_patients_are_answered_and_locking_returns_to_redis(faults: Faults) -> None:
