@@ -257,7 +257,13 @@ def test_a_booking_kept_by_an_action_server_that_then_dies_is_stored_once_by_the
     read: List[str] = []
     faults.talk(booker, BOOKING[:-2], sent, read)  # the details are read back for confirmation
     faults.postgres.stop()
-    faults.talk(booker, [("/affirm", "I've kept it")], sent, read)
+    # the first server to answer during the outage may have only its own, older copy of the
+    # conversation (see README "Faults, tested") and show the details again: confirm again
+    for _ in range(3):
+        faults.talk(booker, [("/affirm", None)], sent, read)
+        if "I've kept it" in read[-1]:
+            break
+    assert "I've kept it" in read[-1], read[-1]
     served = wait_for_log(faults, booker, len(sent))[-1]
     [keeper] = [stack for stack in faults.stacks if faults.address(stack) == served]
     keeper.procs["actions"].kill()  # a crash: its disk and memory are gone with it
