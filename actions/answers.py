@@ -4,7 +4,8 @@
 patient named; `action_answer_follow_up` handles "what about my back?", "tell me more"
 and "any side effects?" using the topic kept in the `last_topic` slot, or the treatment
 the question names ("what are the risks of a knee replacement?", even as a first message,
-and whichever of the two intents the NLU read it as).
+and whichever of the two intents the NLU read it as). A patient who says a treatment has
+not helped ("the physio isn't helping, what else can I do?") gets the other options.
 """
 
 from __future__ import annotations
@@ -66,12 +67,28 @@ def send_side_effects(dispatcher: CollectingDispatcher, topic: str) -> List[Even
     clinician can speak to the risks for this patient. The treatment is kept for follow-ups.
     """
     kb = get_knowledge_base()
-    title = kb.topics[topic].title
-    first = title.split()[0]
-    about = {"title": f"About {title if first.isupper() else first.lower() + title[len(first):]}",
-             "payload": f"/ask_{topic}"}
+    about = {"title": f"About {in_sentence(kb.topics[topic].title)}", "payload": f"/ask_{topic}"}
     send_bubbles(dispatcher, kb.side_effects(topic), [about, BOOK_BUTTON])
     return [SlotSet("offer", None), SlotSet("last_topic", topic), SlotSet("clarify_attempts", 0.0)]
+
+
+def in_sentence(title: str) -> str:
+    """A topic title inside a sentence: "physiotherapy", but "PRP injections"."""
+    first = title.split()[0]
+    return title if first.isupper() else first.lower() + title[len(first):]
+
+
+def other_options_lead(tried: str) -> str:
+    """What introduces the treatment options to a patient for whom `tried` has not helped."""
+    title = in_sentence(get_knowledge_base().topics[tried].title)
+    return (f"Since you've tried {title}, these are the other options the clinic's article "
+            "describes. A doctor can advise which would suit you.")
+
+
+def send_other_options(dispatcher: CollectingDispatcher, tried: str, body_part: Optional[str]) -> List[EventType]:
+    """The treatment options, for a patient who says treatment `tried` has not helped."""
+    dispatcher.utter_message(text=other_options_lead(tried))
+    return send_answer(dispatcher, "treatment_options", body_part)
 
 
 QUESTION_CONFIDENCE = 0.6
@@ -109,6 +126,9 @@ def answer_question_in_form(dispatcher: CollectingDispatcher, tracker: Tracker) 
         dispatcher.utter_message(text=practical.text)
     elif topic in kb.topics and kb.asks_about_risks_of(topic, text):
         send_bubbles(dispatcher, kb.side_effects(topic))
+    elif topic in kb.topics and kb.says_did_not_help(topic, text):
+        dispatcher.utter_message(text=other_options_lead(topic))
+        send_bubbles(dispatcher, kb.answer("treatment_options", named_body_part(tracker)).bubbles)
     elif topic in kb.topics:
         send_bubbles(dispatcher, kb.answer(topic, named_body_part(tracker)).bubbles)
     else:
@@ -122,7 +142,8 @@ class ActionAnswerTopic(Action):
 
     A question about a treatment's risks ("what are the risks of knee replacement
     surgery?") is often read as the treatment's own intent; it gets the treatment's side
-    effects, as `ask_side_effects` would, not a description of the treatment.
+    effects, as `ask_side_effects` would, not a description of the treatment. One saying the
+    treatment has not helped ("the physio isn't helping, what else?") gets the other options.
     """
 
     def name(self) -> str:
@@ -141,8 +162,11 @@ class ActionAnswerTopic(Action):
         if topic not in kb.topics:
             dispatcher.utter_message(response="utter_default")
             return []
-        if kb.asks_about_risks_of(topic, tracker.latest_message.get("text") or ""):
+        text = tracker.latest_message.get("text") or ""
+        if kb.asks_about_risks_of(topic, text):
             return send_side_effects(dispatcher, topic)
+        if kb.says_did_not_help(topic, text):
+            return send_other_options(dispatcher, topic, named_body_part(tracker))
         return send_answer(dispatcher, topic, named_body_part(tracker))
 
 

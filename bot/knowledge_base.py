@@ -71,8 +71,9 @@ def normalise_body_part(value: Optional[str]) -> Optional[str]:
 
 def _forms(text: str) -> Tuple[str, str]:
     """A phrase as padded lower-case words and as padded lemmas, for whole-word matching."""
-    words = " ".join(re.findall(r"[a-z0-9&'-]+", text.lower()))
-    return f" {words} ", " " + " ".join(lemmas(text.lower())) + " "
+    text = text.lower().replace("\u2019", "'")  # phones type "isn’t"
+    words = " ".join(re.findall(r"[a-z0-9&'-]+", text))
+    return f" {words} ", " " + " ".join(lemmas(text)) + " "
 
 
 class KnowledgeBase:
@@ -107,6 +108,8 @@ class KnowledgeBase:
         ]
         self.risk_topics: List[str] = [str(key) for key in data.get("risk_topics") or []]
         self._risk_words = [_forms(str(word)) for word in data.get("risk_words") or []]
+        self.tried_topics: List[str] = [str(key) for key in data.get("tried_topics") or []]
+        self._not_helping = [_forms(str(word)) for word in data.get("not_helping_words") or []]
         self._validate()
 
     def _validate(self) -> None:
@@ -125,6 +128,11 @@ class KnowledgeBase:
         for key in self.risk_topics:
             if key not in self.topics:
                 problems.append(f"risk topic {key!r} does not exist")
+        for key in self.tried_topics:
+            if key not in self.topics:
+                problems.append(f"tried topic {key!r} does not exist")
+        if self.tried_topics and "treatment_options" not in self.topics:
+            problems.append("tried_topics need a treatment_options topic to point to")
         for hint in self.symptom_hints:
             if hint.get("topic") not in self.topics:
                 problems.append(f"symptom hint points to unknown topic {hint.get('topic')!r}")
@@ -203,6 +211,16 @@ class KnowledgeBase:
             return False
         raw, joined = _forms(text)
         return any(words in raw or lemma_words in joined for words, lemma_words in self._risk_words)
+
+    def says_did_not_help(self, key: str, text: str) -> bool:
+        """Whether `text` says treatment `key` has not helped ("the physio isn't helping").
+
+        Such a patient wants the other options; "how does physio help?" is not one.
+        """
+        if key not in self.tried_topics:
+            return False
+        raw, joined = _forms(text)
+        return any(words in raw or lemma_words in joined for words, lemma_words in self._not_helping)
 
     def topics_for_symptoms(self, text: str, limit: int = 3) -> List[str]:
         """Topics whose hint words occur in a patient's description (by lemma)."""

@@ -85,6 +85,30 @@ def test_side_effects_of_a_named_treatment_win_over_the_kept_topic() -> None:
 
 
 @pytest.mark.parametrize(
+    "text, intent, tried",
+    [
+        ("the physio isn\u2019t helping, what else can i do", "ask_physiotherapy", "physiotherapy"),
+        ("had PRP twice and it didn't work", "ask_prp", "PRP injections"),
+        ("painkillers not working anymore for my knee", "ask_medication", "medication"),
+    ],
+)
+def test_a_treatment_that_has_not_helped_gets_the_other_options_not_its_description(
+    text: str, intent: str, tried: str
+) -> None:
+    messages, events = run(ActionAnswerTopic(), tracker(text, intent))
+    said = texts(messages)
+    assert said.startswith(f"Since you've tried {tried}, these are the other options")
+    assert get_knowledge_base().answer("treatment_options").bubbles[1] in said  # the options
+    assert slot_events(events)["last_topic"] == "treatment_options"
+
+
+def test_how_a_treatment_helps_still_gets_that_treatment() -> None:
+    messages, events = run(ActionAnswerTopic(), tracker("how does physio help a bad knee?", "ask_physiotherapy"))
+    assert "Since you've tried" not in texts(messages)
+    assert slot_events(events)["last_topic"] == "physiotherapy"
+
+
+@pytest.mark.parametrize(
     "text, intent, topic, says",
     [
         ("What are the risks of knee replacement surgery?", "ask_knee_replacement", "knee_replacement",

@@ -261,3 +261,11 @@ def test_a_short_answer_at_the_area_prompt_is_the_area_even_when_read_as_a_topic
     result, said = validate("pain_area", answer, answer, "ask_arthritis")
     assert result["pain_area"] in {"knee", "lower back", "both"}
     assert "back to your request" not in said
+
+
+def test_saying_a_treatment_has_not_helped_at_a_form_prompt_gets_the_other_options() -> None:
+    text = "wait, the physio isn't helping, what else is there?"
+    result, said = validate("phone", text, text, "ask_physiotherapy")
+    assert result == {"phone": None}
+    assert said.startswith("Since you've tried physiotherapy, these are the other options")
+    assert said.endswith("Now, back to your request:")

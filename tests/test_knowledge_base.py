@@ -183,6 +183,34 @@ def test_risk_questions_about_a_medicine_injection_or_operation_are_recognised( 
     assert kb.asks_about_risks_of(topic, text) is asks
 
 
+@pytest.mark.parametrize(
+    "topic, text, says",
+    [
+        ("physiotherapy", "the physio isn\u2019t helping, what else can i do", True),
+        ("prp", "had prp twice and it didnt work", True),
+        ("medication", "painkillers don't help anymore", True),
+        ("exercise", "i do my exercises every day but there's no improvement", True),
+        ("steroid_injection", "the cortisone shot stopped working after a month", True),
+        ("physiotherapy", "how does physio help my knee?", False),
+        ("exercise", "which exercises work best for bad knees", False),
+        ("knee_replacement", "my knee replacement didn't help", False),  # not a treatment one "tries"
+    ],
+)
+def test_a_patient_saying_a_treatment_has_not_helped_is_recognised(  # type: ignore[no-untyped-def]
+    kb, topic, text, says
+) -> None:
+    assert kb.says_did_not_help(topic, text) is says
+
+
+def test_a_tried_topic_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load(KB_PATH.read_text(encoding="utf-8"))
+    data["tried_topics"] = ["physiotherapy", "acupuncture"]
+    broken = tmp_path / "answers.yml"
+    broken.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(KnowledgeBaseError, match="acupuncture"):
+        load_knowledge_base(broken, profile=load_profile(production=False))
+
+
 def test_a_risk_topic_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     data = yaml.safe_load(KB_PATH.read_text(encoding="utf-8"))
     data["risk_topics"] = ["knee_replacement", "hip_replacement"]
