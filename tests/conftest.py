@@ -22,6 +22,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.standins.database_link import DatabaseLink
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "clinic.tar.gz"
@@ -295,3 +297,12 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     for database in list(_databases.values()):
         database.dispose()
     _databases.clear()
+
+
+@pytest.fixture()
+def link() -> Iterator[DatabaseLink]:
+    """A cuttable loopback link to the local PostgreSQL, open at first (outage tests)."""
+    relay = DatabaseLink()
+    relay.open()
+    yield relay
+    relay.close()

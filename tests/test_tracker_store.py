@@ -33,6 +33,7 @@ from bot.tracker_store import ClinicTrackerStore, ConversationStoreUnavailable, 
 from tests.conftest import free_port
 from tests.notify.conftest import WEBHOOK_SECRET, WebhookReceiver
 from tests.standins.database_link import DatabaseLink, SilentListener
+from tests.storage.outage import eventually
 
 DOMAIN = Domain.empty()
 
@@ -63,29 +64,11 @@ def user_texts(url: str, sender_id: str) -> List[str]:
         engine.dispose()
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    """Wait (without blocking the loop) until `condition()` is true, at most `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        await asyncio.sleep(0.05)
-
-
 def spool_files(store: ClinicTrackerStore) -> List[Path]:
     """Conversations waiting in the store's spool (quarantine excluded)."""
     if not store.spool_dir.exists():
         return []
     return sorted(p for p in store.spool_dir.iterdir() if p.is_file())
-
-
-@pytest.fixture()
-def link() -> Iterator[DatabaseLink]:
-    """A cuttable link to the local PostgreSQL, open at first."""
-    relay = DatabaseLink()
-    relay.open()
-    yield relay
-    relay.close()
 
 
 @pytest.fixture()

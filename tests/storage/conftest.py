@@ -148,13 +148,6 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
     drop_schema(postgres_url, schema)
 
 
-@pytest.fixture()
-def link() -> Iterator[DatabaseLink]:
-    """A cuttable link to the local PostgreSQL, open at first."""
-    relay = DatabaseLink()
-    relay.open()
-    yield relay
-    relay.close()
 
 
 @pytest.fixture()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from bot.storage.database import Database
 from bot.storage.models import UTC, ConversationSummary
 from bot.storage.summaries import Summary, backfill, channel_of, empty, fold, main
 from bot.tracker_store import ClinicTrackerStore
+from tests.storage.outage import eventually
 
 CRISIS = frozenset({"suicidal_thoughts", "self_harm"})
 T0 = 1_760_000_000.0
@@ -178,14 +178,6 @@ def event_count(database: Database, sender_id: str) -> int:
         )
 
 
-async def eventually(condition: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s")
-        await asyncio.sleep(0.05)
-
-
 def store_url(database: Database) -> str:
     if database.schema:
         return f"{database.url}?options=-csearch_path%3D{database.schema}"
@@ -221,7 +213,7 @@ async def test_saved_conversation_has_a_summary_that_agrees_with_its_events(
         BotUttered("Sciatica is..."),
     )
     await store.save(first)
-    await eventually(seen_all(database, sender))
+    await eventually(seen_all(database, sender), timeout=60)
     row = summary_row(database, sender)
     assert row is not None
     assert (row.channel, row.turns, row.topics, row.red_flag, row.booking) == ("web", 1, "sciatica", False, False)
@@ -236,7 +228,7 @@ async def test_saved_conversation_has_a_summary_that_agrees_with_its_events(
         BotUttered("Hi, Anna here", metadata={"clinic": {"kind": "staff", "name": "Anna"}}),
     )
     await store.save(later)
-    await eventually(seen_all(database, sender))
+    await eventually(seen_all(database, sender), timeout=60)
     row = summary_row(database, sender)
     assert row is not None
     assert (row.turns, row.red_flag, row.crisis, row.staff_replied) == (2, True, False, True)
@@ -260,7 +252,7 @@ async def test_a_broken_summary_table_never_fails_a_save(
     sender = "web:summary02"
     conversation = tracker(sender, ActionExecuted("action_listen"), UserUttered("hello"))
     await store.save(conversation)
-    await eventually(seen_all(database, sender))
+    await eventually(seen_all(database, sender), timeout=60)
     with database.session_scope() as session:
         session.execute(sa.text("ALTER TABLE conversation_summaries RENAME TO summaries_away"))
     caplog.set_level(logging.WARNING, logger="bot.storage.summaries")
