@@ -50,6 +50,19 @@ def send(page: Page, text: str) -> None:
     box.press("Enter")
 
 
+def answered(page: Page) -> None:
+    """Wait until the server has acknowledged every message sent (the widget's queue is empty).
+
+    The acknowledgement comes after the last reply and saves the tab's state once more, so a
+    test that edits that state must wait for it or have its edit overwritten.
+    """
+    page.wait_for_function(
+        "() => { const v = JSON.parse(sessionStorage.getItem("
+        "'clinicChat:' + window.ClinicChat.serverUrl) || '{}');"
+        " return Array.isArray(v.queue) && v.queue.length === 0 && !!v.sessionId; }"
+    )
+
+
 def session_id(page: Page) -> str:
     """Session id the widget keeps for this tab (sessionStorage)."""
     value = page.evaluate(SESSION_JS)
@@ -273,6 +286,7 @@ def test_a_conversation_left_alone_for_30_minutes_ends(page: Page, stack: Stack)
     open_chat(page, stack.site.url)
     send(page, "My name is Alice Tan")
     expect(page.locator(".cc-bot").last).to_contain_text("You asked: My name is Alice Tan")
+    answered(page)
     old = session_id(page)
     page.evaluate(
         "() => { const k = 'clinicChat:' + window.ClinicChat.serverUrl;"
