@@ -22,6 +22,7 @@ INTENT_LABELS = {
     "ask_fees": "Fees",
     "ask_insurance": "Insurance and Medisave",
     "ask_referral": "Do I need a referral?",
+    "ask_waiting_time": "Waiting time",
     "ask_location": "Where the clinic is",
     "ask_parking": "Parking",
     "ask_doctor": "About the doctor",

@@ -1,4 +1,4 @@
-"""Practical questions (hours, fees, insurance, referral, location, parking, the doctor).
+"""Practical questions (hours, fees, insurance, referral, waiting time, location, parking, the doctor).
 
 The wording and the "can't answer that" fallback live in `bot.practical`; this action sends
 the answer for the intent, and remembers nothing (a practical question is not an article

@@ -1,4 +1,4 @@
-"""Practical questions (hours, fees, insurance, referral, location, parking, the doctor).
+"""Practical questions (hours, fees, insurance, referral, waiting time, location, parking, the doctor).
 
 Each is answered only from the practice profile (data/practice_profile.yml), in the
 clinic's own words. Where the clinic has not filled a value in, the patient is told plainly
@@ -76,6 +76,11 @@ def referral(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
     return _field_answer(profile, "referral", "referrals")
 
 
+def waiting_time(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
+    """How soon a new patient is usually seen, as the clinic wrote it; never an estimate of ours."""
+    return _field_answer(profile, "waiting_time", "waiting times or how soon you can be seen")
+
+
 def parking(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
     """Where to park, as the clinic wrote it."""
     return _field_answer(profile, "parking", "parking")
@@ -134,6 +139,7 @@ ANSWERS: Dict[str, Callable[[PracticeProfile, datetime], PracticalAnswer]] = {
     "ask_fees": fees,
     "ask_insurance": insurance,
     "ask_referral": referral,
+    "ask_waiting_time": waiting_time,
     "ask_location": location,
     "ask_parking": parking,
     "ask_doctor": doctor,

@@ -38,7 +38,9 @@ CONTACT_FIELDS = (
 # Answers to practical questions (bot/practical.py). The clinic may leave any of them as a
 # placeholder, even in production: the assistant then says it can't answer and offers a
 # person. They are listed by `python -m bot.check` as unanswered.
-ANSWER_FIELDS = ("fees", "insurance", "referral", "directions", "parking", "doctor_background")
+ANSWER_FIELDS = (
+    "fees", "insurance", "referral", "waiting_time", "directions", "parking", "doctor_background"
+)
 HOURS_CONFIRMED = "confirmed"
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 

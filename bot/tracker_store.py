@@ -18,7 +18,9 @@ that matter to a clinic:
   logged without personal data, and if it was spooled it is quarantined and staff alerted.
 * With several Rasa servers (SPOOL_REDIS_URL or REDIS_URL set), a spooled conversation is
   also shared through Redis (`bot.shared_spool`): the server that answers the patient next
-  continues the newest copy, so context and order hold while the database is away.
+  continues the newest copy, so context and order hold while the database is away; and
+  after every save the conversation's latest copy is put there too, so the first message
+  of an outage is answered with the turn another server stored, not this server's older one.
 * After a conversation is stored, its row in `conversation_summaries` (the staff
   console's list) is brought up to date in the background (`bot.storage.summaries`):
   a summary never slows or fails a save.
@@ -545,6 +547,8 @@ class ClinicTrackerStore(SQLTrackerStore):
                 self._pending[sender_id] = tracker
                 self._settle(sender_id, tracker, None)
             await self._shared_stored(sender_id)
+            if self.shared is not None:
+                await self.shared.remember(sender_id, [event.as_dict() for event in tracker.events])
         self.summaries.submit(sender_id)
         if self._pending:
             self._start_flusher()
@@ -560,7 +564,7 @@ class ClinicTrackerStore(SQLTrackerStore):
             try:
                 tracker = await self._in_thread(self._retrieve_sync, sender_id, False)
             except Exception as exc:  # noqa: BLE001 - sorted by _from_memory
-                tracker = self._from_memory(sender_id, exc)
+                tracker = await self._latest_stored(sender_id, self._from_memory(sender_id, exc))
         return await self._newest(sender_id, tracker)
 
     async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
@@ -589,6 +593,24 @@ class ClinicTrackerStore(SQLTrackerStore):
         logger.warning("conversation %s continues from another server's spooled copy",
                        spool.reference(sender_id)[:12])
         return DialogueStateTracker.from_dict(sender_id, shared, self.domain.slots if self.domain else None)
+
+    async def _latest_stored(
+        self, sender_id: str, tracker: Optional[DialogueStateTracker]
+    ) -> Optional[DialogueStateTracker]:
+        """During an outage: `tracker` (from memory), or the copy another server last stored if newer.
+
+        Without it, the first message of an outage answered by a server that did not answer
+        the turn before would be answered without that turn.
+        """
+        if self.shared is None:
+            return tracker
+        newest = tracker.events[-1].timestamp if tracker is not None and tracker.events else None
+        stored = await self.shared.recent(sender_id, newest)
+        if stored is None:
+            return tracker
+        logger.warning("conversation %s continues from the copy another server stored last",
+                       spool.reference(sender_id)[:12])
+        return DialogueStateTracker.from_dict(sender_id, stored, self.domain.slots if self.domain else None)
 
     async def _shared_stored(self, sender_id: str) -> None:
         if self.shared is not None:

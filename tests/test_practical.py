@@ -73,6 +73,7 @@ def test_filled_in_answers_are_said_in_the_clinics_words() -> None:
         fees="The consultation fee is quoted when you book; PRP is priced after assessment.",
         insurance="We accept Medisave for eligible procedures and most Integrated Shield plans.",
         referral="No referral is needed to see Dr Yong Ren.",
+        waiting_time="New patients are usually seen within a week.",
         parking="Parking is available in the building's basement car park.",
         address="1 Example Road, #05-01, Singapore 000001",
         directions="5 minutes' walk from Example MRT station (exit B).",
@@ -82,6 +83,8 @@ def test_filled_in_answers_are_said_in_the_clinics_words() -> None:
     assert "Medisave" in practical_answer("ask_insurance", profile, now).text  # type: ignore[union-attr]
     assert practical_answer("ask_referral", profile, now).text == "No referral is needed to see Dr Yong Ren."  # type: ignore[union-attr]
     assert "basement" in practical_answer("ask_parking", profile, now).text  # type: ignore[union-attr]
+    wait = practical_answer("ask_waiting_time", profile, now)
+    assert wait is not None and wait.text == "New patients are usually seen within a week."
     location = practical_answer("ask_location", profile, now).text  # type: ignore[union-attr]
     assert "1 Example Road" in location and "Example MRT" in location
 
@@ -164,5 +167,5 @@ def test_unanswered_practical_fields_are_listed_but_allowed_in_production() -> N
     data["booking_url"] = "https://example.org/book"
     profile = parse_profile(data, production=True)  # would raise on a contact placeholder
     assert profile.placeholders == []
-    assert profile.unanswered == ["fees", "insurance", "referral", "directions", "parking",
-                                  "doctor_background"]
+    assert profile.unanswered == ["fees", "insurance", "referral", "waiting_time", "directions",
+                                  "parking", "doctor_background"]

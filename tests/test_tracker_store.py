@@ -395,6 +395,51 @@ async def test_during_an_outage_the_next_server_continues_the_turn_the_other_ser
     assert shared_copies(server_a) == []  # stored, so no longer shared
 
 
+def recent_copies(store: ClinicTrackerStore) -> List[bytes]:
+    """The latest stored copies Redis holds for the store's database (one per conversation)."""
+    assert store.shared is not None
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return [client.get(key) for key in client.scan_iter(f"{KEY_PREFIX}{store.shared.recent_namespace}:*")]
+    finally:
+        client.close()
+
+
+async def test_the_first_message_of_an_outage_is_answered_with_the_turn_the_other_server_stored(
+    postgres_url: str, link: DatabaseLink, two_servers: Tuple[ClinicTrackerStore, ClinicTrackerStore]
+) -> None:
+    """B answered "hello", A answered and stored the next turn, then the database goes away."""
+    server_a, server_b = two_servers
+    sender = f"rest:first-{uuid.uuid4().hex[:6]}"
+    await server_b.save(conversation(sender, "hello"))  # B keeps this copy in its memory
+    await next_turn(server_a, sender, "what is sciatica")  # stored: nothing was spooled
+    assert shared_copies(server_a) == []
+    (copy,) = recent_copies(server_a)
+    assert b"sciatica" not in copy and sender.encode() not in copy  # sealed with SPOOL_KEY
+
+    link.close()
+    on_b = await next_turn(server_b, sender, "tell me more")
+    assert said(on_b) == ["hello", "what is sciatica", "tell me more"]
+
+    link.open()
+    await server_b.flush_pending()
+    assert user_texts(postgres_url, sender) == ["hello", "what is sciatica", "tell me more"]
+
+
+async def test_during_an_outage_a_server_that_never_saw_the_patient_continues_the_stored_conversation(
+    postgres_url: str, link: DatabaseLink, two_servers: Tuple[ClinicTrackerStore, ClinicTrackerStore]
+) -> None:
+    server_a, server_b = two_servers
+    sender = f"rest:new-{uuid.uuid4().hex[:6]}"
+    await server_a.save(conversation(sender, "my knee clicks"))
+    link.close()
+    on_b = await next_turn(server_b, sender, "is that bad")
+    assert said(on_b) == ["my knee clicks", "is that bad"]
+    link.open()
+    await server_b.flush_pending()
+    assert user_texts(postgres_url, sender) == ["my knee clicks", "is that bad"]
+
+
 async def test_a_conversation_spooled_by_a_server_that_died_is_continued_and_stored_by_another(
     postgres_url: str, link: DatabaseLink, two_servers: Tuple[ClinicTrackerStore, ClinicTrackerStore]
 ) -> None:

@@ -3,8 +3,9 @@
 Personal data lives in Rasa's `events` table (the conversation itself), our request
 tables (bookings, hand-offs, red-flag alerts and their flags, answer feedback), the
 outbox's payloads and the status history of those requests, the console's summaries,
-notes and NLU corrections, and the outage spool files (`bot.spool`, under
-BOT_DATA_DIR/spool). `purge` deletes conversations whose last event, and requests
+notes and NLU corrections, the outage spool files (`bot.spool`, under
+BOT_DATA_DIR/spool), and, with several Rasa servers, the conversations' copies in Redis
+(`bot.shared_spool`, SPOOL_REDIS_URL). `purge` deletes conversations whose last event, and requests
 created, more than RETENTION_DAYS ago; `forget` deletes everything of one patient,
 found by phone number (their bookings and call-backs name their conversations) or by
 conversation id. Both return a `RetentionReport` with a count per place, which the
@@ -25,11 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot import spool
 from bot.settings import Settings, get_settings
+from bot.shared_spool import KEY_PREFIX as SHARED_PREFIX
 from bot.storage.database import Database, get_database
 from bot.storage.models import (
     AnswerFeedback,
@@ -63,7 +66,9 @@ PLACES = (
     "status_history",
     "spool_files",
     "spool_records",
+    "shared_copies",
 )
+REDIS_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -74,6 +79,7 @@ class RetentionReport:
     conversations: int = 0
     deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PLACES, 0))
     cutoff: datetime | None = None
+    unreached: list[str] = field(default_factory=list)  # places that could not be checked
 
     @property
     def total(self) -> int:
@@ -85,7 +91,11 @@ class RetentionReport:
         head = f"{self.action}: {self.conversations} conversation(s)"
         if self.cutoff is not None:
             head += f" and requests older than {self.cutoff:%Y-%m-%d %H:%M} UTC"
-        return [head, *(f"  {place}: {count}" for place, count in self.deleted.items())]
+        return [
+            head,
+            *(f"  {place}: {count}" for place, count in self.deleted.items()),
+            *(f"  NOT CHECKED: {place}" for place in self.unreached),
+        ]
 
 
 def _chunks(values: Iterable[object]) -> Iterable[list[object]]:
@@ -204,6 +214,28 @@ def _forget_in_spool(
             report.deleted["spool_records"] += dropped
 
 
+def _forget_in_shared_spool(report: RetentionReport, settings: Settings, conversations: set[str]) -> None:
+    """Delete the conversations' copies other Rasa servers would continue (any database's)."""
+    if not settings.spool_redis_url or not conversations:
+        return
+    names = {spool.reference(conversation) for conversation in conversations}
+    client = redis.Redis.from_url(
+        settings.spool_redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
+    try:
+        for key in client.scan_iter(match=f"{SHARED_PREFIX}*", count=1000):
+            if key.decode("utf-8").rsplit(":", 1)[-1] in names:
+                report.deleted["shared_copies"] += int(client.delete(key))
+    except redis.RedisError as exc:
+        logger.warning("could not reach Redis to delete shared conversation copies (%s)", type(exc).__name__)
+        report.unreached.append(
+            "conversation copies in Redis (they expire within 7 days; run this again when Redis is back)"
+        )
+    finally:
+        client.close()
+
+
 def purge(
     days: int | None = None,
     *,
@@ -246,6 +278,7 @@ def purge(
         report.conversations = len(conversations)
         _delete_everything_of(session, report, conversations, cutoff)
     _forget_in_spool(report, settings, conversations, set(), cutoff)
+    _forget_in_shared_spool(report, settings, conversations)
     return report
 
 
@@ -283,6 +316,7 @@ def forget(
         report.conversations = len(conversations)
         _delete_everything_of(session, report, conversations)
     _forget_in_spool(report, settings, conversations, phones, None)
+    _forget_in_shared_spool(report, settings, conversations)
     return report
 
 

@@ -6,12 +6,14 @@ store, real spool files; every table is queried afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 import sqlalchemy as sa
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, UserUttered
@@ -19,12 +21,15 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot import spool
 from bot.settings import get_settings
+from bot.shared_spool import KEY_PREFIX as SHARED_PREFIX
+from bot.shared_spool import SharedSpool
 from bot.storage.database import Database
 from bot.storage.models import UTC, ConversationNote, NluCorrection, StatusChange, utcnow
 from bot.storage.repository import Repository
 from bot.storage.retention import PLACES, forget, main, purge
 from bot.storage.summaries import refresh
 from bot.tracker_store import ClinicTrackerStore
+from tests.conftest import free_port
 
 A, B = "web:patientaaa", "web:patientbbb"
 PHONE_A, PHONE_B = "+6591111111", "+6592222222"
@@ -168,3 +173,46 @@ def test_command_prints_the_report(
     assert "forget: 1 conversation(s)" in out and "  booking_requests: 1" in out
     assert main(["purge", "--days", "30"]) == 0
     assert "purge: 0 conversation(s)" in capsys.readouterr().out
+
+
+SHARED_REDIS = "redis://127.0.0.1:6379/14"
+
+
+def test_forget_deletes_the_patients_conversation_copies_in_redis(
+    seeded: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With several Rasa servers a conversation is also kept in Redis (bot.shared_spool)."""
+    monkeypatch.setenv("SPOOL_REDIS_URL", SHARED_REDIS)
+    get_settings.cache_clear()
+    shared = SharedSpool.from_settings(get_settings(), store_url(seeded))
+    assert shared is not None
+
+    async def keep_copies() -> None:
+        for who in (A, B):
+            events = [UserUttered(f"my knee, {who}", timestamp=1.0).as_dict()]
+            await shared.put(who, events)  # spooled during an outage
+            await shared.remember(who, events)  # the latest stored copy
+        await shared.close()
+
+    asyncio.run(keep_copies())
+    client = redis.Redis.from_url(SHARED_REDIS)
+    try:
+        def copies(who: str) -> list[bytes]:
+            return [k for k in client.scan_iter(f"{SHARED_PREFIX}*") if k.endswith(spool.reference(who).encode())]
+
+        assert len(copies(A)) == 2 and len(copies(B)) == 2
+        report = forget(conversation_id=A, database=seeded)
+        assert copies(A) == [] and len(copies(B)) == 2
+        assert report.deleted["shared_copies"] == 2 and report.unreached == []
+    finally:
+        for key in client.scan_iter(f"{SHARED_PREFIX}*"):
+            client.delete(key)
+        client.close()
+
+
+def test_forget_says_when_redis_could_not_be_checked(seeded: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPOOL_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
+    get_settings.cache_clear()
+    report = forget(conversation_id=A, database=seeded)
+    assert nothing(rows_of(seeded, A, PHONE_A))  # the rest is still deleted
+    assert any(line.startswith("  NOT CHECKED: conversation copies in Redis") for line in report.lines())
