@@ -564,7 +564,7 @@ class ClinicTrackerStore(SQLTrackerStore):
             try:
                 tracker = await self._in_thread(self._retrieve_sync, sender_id, False)
             except Exception as exc:  # noqa: BLE001 - sorted by _from_memory
-                tracker = await self._latest_stored(sender_id, self._from_memory(sender_id, exc))
+                tracker = await self._newest(sender_id, self._from_memory(sender_id, exc), stored=True)
         return await self._newest(sender_id, tracker)
 
     async def retrieve_full_tracker(self, sender_id: str) -> Optional[DialogueStateTracker]:
@@ -577,40 +577,26 @@ class ClinicTrackerStore(SQLTrackerStore):
             return self._from_memory(sender_id, exc)
 
     async def _newest(
-        self, sender_id: str, tracker: Optional[DialogueStateTracker]
+        self, sender_id: str, tracker: Optional[DialogueStateTracker], stored: bool = False
     ) -> Optional[DialogueStateTracker]:
-        """`tracker`, or the copy another server spooled if that one is newer.
+        """`tracker`, or another server's copy in Redis if that one is newer.
 
+        `stored=False`: the copy another server spooled during the outage. `stored=True`
+        (answering from memory during an outage): the copy another server stored last, so
+        the first message of an outage is not answered without the turn before it.
         Only for answering the next message: the full history (`retrieve_full_tracker`, the
         API and console) stays what this server has, so a shared recent window never hides it.
         """
         if self.shared is None:
             return tracker
         newest = tracker.events[-1].timestamp if tracker is not None and tracker.events else None
-        shared = await self.shared.newer(sender_id, newest)
-        if shared is None:
+        read = self.shared.recent if stored else self.shared.newer
+        events = await read(sender_id, newest)
+        if events is None:
             return tracker
-        logger.warning("conversation %s continues from another server's spooled copy",
-                       spool.reference(sender_id)[:12])
-        return DialogueStateTracker.from_dict(sender_id, shared, self.domain.slots if self.domain else None)
-
-    async def _latest_stored(
-        self, sender_id: str, tracker: Optional[DialogueStateTracker]
-    ) -> Optional[DialogueStateTracker]:
-        """During an outage: `tracker` (from memory), or the copy another server last stored if newer.
-
-        Without it, the first message of an outage answered by a server that did not answer
-        the turn before would be answered without that turn.
-        """
-        if self.shared is None:
-            return tracker
-        newest = tracker.events[-1].timestamp if tracker is not None and tracker.events else None
-        stored = await self.shared.recent(sender_id, newest)
-        if stored is None:
-            return tracker
-        logger.warning("conversation %s continues from the copy another server stored last",
-                       spool.reference(sender_id)[:12])
-        return DialogueStateTracker.from_dict(sender_id, stored, self.domain.slots if self.domain else None)
+        logger.warning("conversation %s continues from the copy another server %s",
+                       spool.reference(sender_id)[:12], "stored last" if stored else "spooled")
+        return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots if self.domain else None)
 
     async def _shared_stored(self, sender_id: str) -> None:
         if self.shared is not None:

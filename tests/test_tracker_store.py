@@ -331,12 +331,13 @@ def shared_redis(settings_env: Callable[..., None]) -> Iterator[None]:
     client.close()
 
 
-def shared_copies(store: ClinicTrackerStore) -> List[bytes]:
-    """What Redis holds for the store's database: one value per conversation shared."""
+def shared_copies(store: ClinicTrackerStore, latest_stored: bool = False) -> List[bytes]:
+    """What Redis holds for the store's database: one value per conversation spooled (or stored)."""
     assert store.shared is not None
+    namespace = store.shared.recent_namespace if latest_stored else store.shared.namespace
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        return [client.get(key) for key in client.scan_iter(f"{KEY_PREFIX}{store.shared.namespace}:*")]
+        return [client.get(key) for key in client.scan_iter(f"{KEY_PREFIX}{namespace}:*")]
     finally:
         client.close()
 
@@ -395,16 +396,6 @@ async def test_during_an_outage_the_next_server_continues_the_turn_the_other_ser
     assert shared_copies(server_a) == []  # stored, so no longer shared
 
 
-def recent_copies(store: ClinicTrackerStore) -> List[bytes]:
-    """The latest stored copies Redis holds for the store's database (one per conversation)."""
-    assert store.shared is not None
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        return [client.get(key) for key in client.scan_iter(f"{KEY_PREFIX}{store.shared.recent_namespace}:*")]
-    finally:
-        client.close()
-
-
 async def test_the_first_message_of_an_outage_is_answered_with_the_turn_the_other_server_stored(
     postgres_url: str, link: DatabaseLink, two_servers: Tuple[ClinicTrackerStore, ClinicTrackerStore]
 ) -> None:
@@ -414,7 +405,7 @@ async def test_the_first_message_of_an_outage_is_answered_with_the_turn_the_othe
     await server_b.save(conversation(sender, "hello"))  # B keeps this copy in its memory
     await next_turn(server_a, sender, "what is sciatica")  # stored: nothing was spooled
     assert shared_copies(server_a) == []
-    (copy,) = recent_copies(server_a)
+    (copy,) = shared_copies(server_a, latest_stored=True)
     assert b"sciatica" not in copy and sender.encode() not in copy  # sealed with SPOOL_KEY
 
     link.close()
