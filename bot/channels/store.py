@@ -199,7 +199,7 @@ class RedisStore(ChannelStore):
 
     async def release(self, namespace: str, key: str, value: str) -> bool:
         """`DEL key` if `GET key` is `value`, in one script."""
-        return await self._if_holds(_RELEASE, namespace, key, value)
+        return await self._if_holds(RELEASE_IF_HELD, namespace, key, value)
 
     async def _if_holds(self, script: str, namespace: str, key: str, value: str, *args: int) -> bool:
         try:
@@ -286,7 +286,7 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
-_RELEASE = """
+RELEASE_IF_HELD = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """

@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot import spool
+from bot.channels.store import RELEASE_IF_HELD
 from bot.settings import Settings, get_settings
 from bot.shared_spool import KEY_PREFIX as SHARED_PREFIX
 from bot.storage.database import Database, get_database
@@ -69,6 +72,8 @@ PLACES = (
     "shared_copies",
 )
 REDIS_TIMEOUT_SECONDS = 5.0
+QUEUE_LOCK_WAIT_SECONDS = 30.0
+"""How long to wait for an action server storing the shared records queue to let go of it."""
 
 
 @dataclass
@@ -171,6 +176,17 @@ def _spool_root(settings: Settings) -> Path:
     return settings.data_dir / "spool"
 
 
+def _record_of(line: bytes, settings: Settings, conversations: set[str], phones: set[str]) -> bool:
+    """Whether a spooled record line belongs to these conversations or phone numbers."""
+    try:
+        kwargs = json.loads(spool.unseal(line, settings)).get("kwargs") or {}
+    except (ValueError, AttributeError):
+        return False
+    return kwargs.get("conversation_id") in conversations or bool(
+        {kwargs.get("phone_e164"), kwargs.get("contact_phone")} & phones
+    )
+
+
 def _forget_in_spool(
     report: RetentionReport,
     settings: Settings,
@@ -194,18 +210,10 @@ def _forget_in_spool(
         for line in path.read_bytes().splitlines():
             if not line.strip():
                 continue
-            try:
-                kwargs = json.loads(spool.unseal(line, settings)).get("kwargs") or {}
-            except (ValueError, AttributeError):
-                kept.append(line)  # unreadable: a person checks it (quarantine)
-                continue
-            theirs = kwargs.get("conversation_id") in conversations or bool(
-                {kwargs.get("phone_e164"), kwargs.get("contact_phone")} & phones
-            )
-            if theirs:
+            if _record_of(line, settings, conversations, phones):
                 dropped += 1
             else:
-                kept.append(line)
+                kept.append(line)  # someone else's, or unreadable: a person checks it (quarantine)
         if dropped:
             if kept:
                 spool.write_private(path, b"\n".join(kept) + b"\n")
@@ -214,9 +222,16 @@ def _forget_in_spool(
             report.deleted["spool_records"] += dropped
 
 
-def _forget_in_shared_spool(report: RetentionReport, settings: Settings, conversations: set[str]) -> None:
-    """Delete the conversations' copies other Rasa servers would continue (any database's)."""
-    if not settings.spool_redis_url or not conversations:
+def _forget_in_shared_spool(
+    report: RetentionReport, settings: Settings, conversations: set[str], phones: set[str]
+) -> None:
+    """Delete what Redis keeps of these people for other servers (any database's).
+
+    Rasa servers' conversation copies (`bot.shared_spool`) and the action servers' records
+    queue (`bot.shared_records`), the queue only while holding its lock, as a server storing
+    it would: a server removes what it stored by position, so nothing may move under it.
+    """
+    if not settings.spool_redis_url or not (conversations or phones):
         return
     names = {spool.reference(conversation) for conversation in conversations}
     client = redis.Redis.from_url(
@@ -227,13 +242,34 @@ def _forget_in_shared_spool(report: RetentionReport, settings: Settings, convers
         for key in client.scan_iter(match=f"{SHARED_PREFIX}*", count=1000):
             if key.decode("utf-8").rsplit(":", 1)[-1] in names:
                 report.deleted["shared_copies"] += int(client.delete(key))
-    except redis.RedisError as exc:
-        logger.warning("could not reach Redis to delete shared conversation copies (%s)", type(exc).__name__)
+        for queue in client.scan_iter(match=f"{SHARED_PREFIX}records:*:pending"):
+            report.deleted["spool_records"] += _forget_in_queue(client, queue, settings, conversations, phones)
+    except (redis.RedisError, TimeoutError) as exc:
+        logger.warning("could not delete what Redis keeps for other servers (%s)", type(exc).__name__)
         report.unreached.append(
-            "conversation copies in Redis (they expire within 7 days; run this again when Redis is back)"
+            "copies and records kept in Redis (conversation copies expire within 7 days; "
+            "run this again when Redis is back)"
         )
     finally:
         client.close()
+
+
+def _forget_in_queue(
+    client: redis.Redis, queue: bytes, settings: Settings, conversations: set[str], phones: set[str]
+) -> int:
+    """Remove these people's lines from one records queue, holding its lock; how many."""
+    lock = queue[: -len(b"pending")] + b"lock"
+    holder = uuid.uuid4().hex
+    deadline = time.monotonic() + QUEUE_LOCK_WAIT_SECONDS
+    while not client.set(lock, holder, nx=True, px=int(QUEUE_LOCK_WAIT_SECONDS * 1000)):
+        if time.monotonic() > deadline:
+            raise TimeoutError("an action server kept the records queue's lock")
+        time.sleep(0.2)
+    try:
+        theirs = [line for line in client.lrange(queue, 0, -1) if _record_of(line, settings, conversations, phones)]
+        return sum(int(client.lrem(queue, 1, line)) for line in theirs)
+    finally:
+        client.eval(RELEASE_IF_HELD, 1, lock, holder)
 
 
 def purge(
@@ -278,7 +314,7 @@ def purge(
         report.conversations = len(conversations)
         _delete_everything_of(session, report, conversations, cutoff)
     _forget_in_spool(report, settings, conversations, set(), cutoff)
-    _forget_in_shared_spool(report, settings, conversations)
+    _forget_in_shared_spool(report, settings, conversations, set())
     return report
 
 
@@ -316,7 +352,7 @@ def forget(
         report.conversations = len(conversations)
         _delete_everything_of(session, report, conversations)
     _forget_in_spool(report, settings, conversations, phones, None)
-    _forget_in_shared_spool(report, settings, conversations)
+    _forget_in_shared_spool(report, settings, conversations, phones)
     return report
 
 

@@ -20,7 +20,9 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot import spool
+from bot.channels.store import RedisStore
 from bot.settings import get_settings
+from bot.shared_records import SharedRecords
 from bot.shared_spool import KEY_PREFIX as SHARED_PREFIX
 from bot.shared_spool import SharedSpool
 from bot.storage.database import Database
@@ -178,21 +180,26 @@ def test_command_prints_the_report(
 SHARED_REDIS = "redis://127.0.0.1:6379/14"
 
 
-def test_forget_deletes_the_patients_conversation_copies_in_redis(
+def test_forget_deletes_the_patients_copies_and_records_kept_in_redis(
     seeded: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With several Rasa servers a conversation is also kept in Redis (bot.shared_spool)."""
+    """With several servers, conversations (bot.shared_spool) and records (bot.shared_records) wait in Redis."""
     monkeypatch.setenv("SPOOL_REDIS_URL", SHARED_REDIS)
     get_settings.cache_clear()
     shared = SharedSpool.from_settings(get_settings(), store_url(seeded))
     assert shared is not None
 
+    queue = SharedRecords(RedisStore(SHARED_REDIS, SHARED_PREFIX), store_url(seeded))
+
     async def keep_copies() -> None:
-        for who in (A, B):
+        for who, phone in ((A, PHONE_A), (B, PHONE_B)):
             events = [UserUttered(f"my knee, {who}", timestamp=1.0).as_dict()]
             await shared.put(who, events)  # spooled during an outage
             await shared.remember(who, events)  # the latest stored copy
+            for kwargs in ({"conversation_id": who, "comment": who}, {"phone_e164": phone}):
+                await queue.keep(spool.seal(json.dumps({"kind": "feedback", "kwargs": kwargs})))
         await shared.close()
+        await queue.store.close()
 
     asyncio.run(keep_copies())
     client = redis.Redis.from_url(SHARED_REDIS)
@@ -200,10 +207,17 @@ def test_forget_deletes_the_patients_conversation_copies_in_redis(
         def copies(who: str) -> list[bytes]:
             return [k for k in client.scan_iter(f"{SHARED_PREFIX}*") if k.endswith(spool.reference(who).encode())]
 
-        assert len(copies(A)) == 2 and len(copies(B)) == 2
-        report = forget(conversation_id=A, database=seeded)
+        def records() -> list[bytes]:
+            return client.lrange(f"{SHARED_PREFIX}{queue.namespace}:pending", 0, -1)
+
+        assert len(copies(A)) == 2 and len(copies(B)) == 2 and len(records()) == 4
+        report = forget(phone=PHONE_A, database=seeded)
         assert copies(A) == [] and len(copies(B)) == 2
+        left = [json.loads(spool.unseal(line))["kwargs"] for line in records()]
+        assert left == [{"conversation_id": B, "comment": B}, {"phone_e164": PHONE_B}]  # in order
         assert report.deleted["shared_copies"] == 2 and report.unreached == []
+        assert report.deleted["spool_records"] == 1 + 2  # the disk spool's line and the queue's two
+        assert not client.exists(f"{SHARED_PREFIX}{queue.namespace}:lock")  # let go of
     finally:
         for key in client.scan_iter(f"{SHARED_PREFIX}*"):
             client.delete(key)
@@ -215,4 +229,4 @@ def test_forget_says_when_redis_could_not_be_checked(seeded: Database, monkeypat
     get_settings.cache_clear()
     report = forget(conversation_id=A, database=seeded)
     assert nothing(rows_of(seeded, A, PHONE_A))  # the rest is still deleted
-    assert any(line.startswith("  NOT CHECKED: conversation copies in Redis") for line in report.lines())
+    assert any(line.startswith("  NOT CHECKED: copies and records kept in Redis") for line in report.lines())
