@@ -76,7 +76,11 @@ def audit_log(ctx: Ctx) -> Response:
 
 def _report_rows(report: RetentionReport) -> list[tuple[str, Any]]:
     """A retention report as (place, count) rows for the page."""
-    return [("conversations", report.conversations), *report.deleted.items()]
+    return [
+        ("conversations", report.conversations),
+        *report.deleted.items(),
+        *(("NOT CHECKED", place) for place in report.unreached),
+    ]
 
 
 @page("admin")
