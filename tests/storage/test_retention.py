@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -230,3 +231,30 @@ def test_forget_says_when_redis_could_not_be_checked(seeded: Database, monkeypat
     report = forget(conversation_id=A, database=seeded)
     assert nothing(rows_of(seeded, A, PHONE_A))  # the rest is still deleted
     assert any(line.startswith("  NOT CHECKED: copies and records kept in Redis") for line in report.lines())
+
+
+def test_forget_waits_for_an_action_server_storing_the_records_queue(
+    seeded: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server storing the queue removes lines by position: forget must not move them under it."""
+    monkeypatch.setenv("SPOOL_REDIS_URL", SHARED_REDIS)
+    get_settings.cache_clear()
+    queue = SharedRecords(RedisStore(SHARED_REDIS, SHARED_PREFIX), store_url(seeded))
+    pending, lock = (f"{SHARED_PREFIX}{queue.namespace}:{name}" for name in ("pending", "lock"))
+    client = redis.Redis.from_url(SHARED_REDIS)
+    try:
+        client.rpush(pending, spool.seal(json.dumps({"kind": "feedback", "kwargs": {"conversation_id": A}})))
+        client.set(lock, "another-server", px=60_000)
+        removed = threading.Event()
+        forgetting = threading.Thread(target=lambda: (forget(conversation_id=A, database=seeded), removed.set()))
+        forgetting.start()
+        assert not removed.wait(1.0)  # it waits for the lock ...
+        assert client.llen(pending) == 1  # ... and touches nothing meanwhile
+        client.delete(lock)  # the server has finished its round
+        assert removed.wait(30)
+        forgetting.join()
+        assert client.llen(pending) == 0 and not client.exists(lock)
+    finally:
+        for key in client.scan_iter(f"{SHARED_PREFIX}*"):
+            client.delete(key)
+        client.close()
