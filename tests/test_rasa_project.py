@@ -15,7 +15,7 @@ from bot.train import training_env
 from tests.conftest import BIN, ROOT
 
 MIN_MACRO_F1 = 0.93  # measured 0.96-0.97 (README, "NLU quality"); sessions differ by up to 0.01
-MIN_UNSEEN_MACRO_F1 = 0.90  # tests/nlu/unseen (written without sight of the data): measured 0.947
+MIN_UNSEEN_MACRO_F1 = 0.90  # tests/nlu/unseen (written without sight of the data): measured 0.93-0.95
 
 
 def rasa(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
