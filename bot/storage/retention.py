@@ -4,12 +4,13 @@ Personal data lives in Rasa's `events` table (the conversation itself), our requ
 tables (bookings, hand-offs, red-flag alerts and their flags, answer feedback), the
 outbox's payloads and the status history of those requests, the console's summaries,
 notes and NLU corrections, the outage spool files (`bot.spool`, under
-BOT_DATA_DIR/spool), and, with several Rasa servers, the conversations' copies in Redis
-(`bot.shared_spool`, SPOOL_REDIS_URL). `purge` deletes conversations whose last event, and requests
-created, more than RETENTION_DAYS ago; `forget` deletes everything of one patient,
-found by phone number (their bookings and call-backs name their conversations) or by
-conversation id. Both return a `RetentionReport` with a count per place, which the
-command prints and the console's admin page shows::
+BOT_DATA_DIR/spool), and, with several servers, what Redis keeps for them (SPOOL_REDIS_URL):
+conversation copies (`bot.shared_spool`) and the records queue (`bot.shared_records`).
+`purge` deletes conversations whose last event, and requests created, more than
+RETENTION_DAYS ago; `forget` deletes everything of one patient, found by phone number
+(their bookings and call-backs name their conversations) or by conversation id. Both
+return a `RetentionReport` with a count per place, which the command prints and the
+console's admin page shows::
 
     python -m bot.storage.retention purge --days 365
     python -m bot.storage.retention forget --phone +6591234567
