@@ -14,8 +14,10 @@ order, and a booking made across the fault is one row with the reference the pat
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -29,6 +31,7 @@ import requests
 import sqlalchemy as sa
 
 from bot import spool
+from bot.channels.store import ChannelCache, MemoryStore, RedisStore
 from bot.shared_records import KEY_PREFIX as SHARED_RECORDS
 from tests.conftest import RasaStack, free_port, wait_http
 from tests.servers import PrivatePostgres, PrivateRedis
@@ -52,11 +55,12 @@ class Faults:
     https_port: int
     prefix: str
 
+    def post(self, body: Dict[str, Any]) -> requests.Response:
+        return requests.post(f"https://127.0.0.1:{self.https_port}/webhooks/rest/webhook",
+                             json=body, headers={"Host": PUBLIC}, verify=False, timeout=150)
+
     def say(self, sender: str, message: str) -> List[Dict[str, Any]]:
-        answer = requests.post(
-            f"https://127.0.0.1:{self.https_port}/webhooks/rest/webhook",
-            json={"sender": sender, "message": message}, headers={"Host": PUBLIC},
-            verify=False, timeout=90)
+        answer = self.post({"sender": sender, "message": message})
         assert answer.status_code == 200, (message, answer.status_code, answer.text[:300])
         return list(answer.json())
 
@@ -128,7 +132,8 @@ def faults(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                       f"  key_prefix: {prefix}\n  retry_redis_after: 1\n")
         stacks = start_stacks(folder, model_path, postgres.url, {
             "credentials": CREDENTIALS,
-            "extra_env": {"SPOOL_FLUSH_SECONDS": "2", "SPOOL_REDIS_URL": redis_server.url},
+            "extra_env": {"SPOOL_FLUSH_SECONDS": "2", "SPOOL_REDIS_URL": redis_server.url,
+                          "CHANNEL_CACHE_URL": redis_server.url},
             "extra_endpoints": lock_store,
         })
         rasa_ports = [int(stack.rasa_url.rsplit(":", 1)[1]) for stack in stacks]
@@ -190,6 +195,51 @@ def test_a_killed_rasa_server_leaves_patients_answered_by_the_other_and_it_rejoi
         faults.talk(returner, [("what is sciatica", "sciatic nerve")], sent[returner], read[returner])
         time.sleep(1)
     assert faults.stored_messages(returner) == sent[returner]
+
+
+def test_a_rest_message_whose_server_is_killed_mid_answer_is_answered_once_when_resent(faults: Faults) -> None:
+    """The client reads a 502 and re-sends the message with its `message_id`, as a client should."""
+    patient = f"inflight-{uuid.uuid4().hex[:8]}"
+    sent: List[str] = []
+    read: List[str] = []
+    victim, survivor = faults.stacks
+    faults.talk(patient, [("what exercises help my knee pain", None)], sent, read)
+    if wait_for_log(faults, patient, 1)[-1] == faults.address(victim):
+        victim, survivor = survivor, victim  # round-robin: the next request goes to `victim`
+    body = {"sender": patient, "message": "what about my back?", "message_id": "msg-2"}
+    claim = RedisStore(faults.redis_server.url, "clinic:channels:").key(
+        "rest:message-ids", ChannelCache(MemoryStore(), "", 0, "").hashed(f"rest:{patient}|msg-2"))
+    client = redis.Redis.from_url(faults.redis_server.url)
+    victim.procs["actions"].send_signal(signal.SIGSTOP)  # the victim can claim the message, never answer it
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(faults.post, body)
+            deadline = time.monotonic() + 30
+            while not client.exists(claim):
+                assert time.monotonic() < deadline, "the message never reached a server"
+                time.sleep(0.05)
+            victim.procs["rasa"].kill()  # mid-answer: a crash
+            assert in_flight.result(timeout=60).status_code == 502
+        statuses: List[int] = []
+        deadline = time.monotonic() + 150  # the dead server's claim (10 s) and conversation lock (60 s) lapse
+        while True:
+            answer = faults.post(body)
+            statuses.append(answer.status_code)
+            if answer.status_code == 200:
+                break
+            assert answer.status_code == 409 and time.monotonic() < deadline, statuses
+            time.sleep(float(answer.headers["Retry-After"]))
+        assert statuses[0] == 409  # at first the dead server's claim looks alive: "send it again later"
+        assert "stabilise the spine" in texts(answer.json()), statuses  # answered in context
+        assert faults.post(body).headers.get("X-Message-Status") == "duplicate"
+        sent.append(body["message"])
+        assert faults.stored_messages(patient) == sent  # once, in order
+    finally:
+        client.close()
+        victim.procs["actions"].send_signal(signal.SIGCONT)
+        victim.procs["rasa"].wait(timeout=20)
+        victim.launch("rasa")
+        victim.wait_for_model()
 
 
 def test_a_postgresql_restart_between_turns_loses_nothing_and_the_booking_is_stored_once(faults: Faults) -> None:

@@ -32,8 +32,7 @@ import socketio
 import sqlalchemy as sa
 
 from bot import handoff
-from bot.channels.claims import LEASE_SECONDS
-from bot.channels.socketio import RETRY_AFTER_SECONDS
+from bot.channels.claims import LEASE_SECONDS, RETRY_AFTER_SECONDS
 from bot.channels.store import ChannelCache, MemoryStore
 from bot.load import CREDENTIALS, ORIGIN  # REST + the widget's socket.io, one allowed origin
 from bot.settings import get_settings

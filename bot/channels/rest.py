@@ -8,6 +8,14 @@ their own namespace (`rest:<sender>`, see `bot.channels.sender`), passes text th
 shared intake rules (`bot.channels.intake`), and needs `Authorization: Bearer
 <REST_CHANNEL_TOKEN>` when that token is set. With `BOT_ENV=production` and no token it is
 off (403): the website widget uses socket.io, and other integrations must authenticate.
+
+A client that sends a `message_id` (1-64 letters, digits, `-` or `_`) may re-send the message
+when it got no answer (a timeout, or a 502 from the proxy because the server answering it
+was killed), to any server: it is answered once (`bot.channels.claims`, shared through
+Redis with CHANNEL_CACHE_URL/REDIS_URL). A re-send of a message already answered gets
+`200 []` with `X-Message-Status: duplicate`; one that another server is still answering
+gets `409 {"error": "in_progress"}` with `Retry-After`; one whose server died before
+answering is answered.
 """
 
 from __future__ import annotations
@@ -24,9 +32,11 @@ from sanic import response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.channels.claims import ANSWERED_TTL_SECONDS, MESSAGE_ID, RETRY_AFTER_SECONDS, Claim, MessageClaims
 from bot.channels.intake import BadMessage, deliver, error_response, tracker_store_of
 from bot.channels.limits import LimitedBlueprint
 from bot.channels.sender import InvalidSenderId, rest_sender_id
+from bot.channels.store import ChannelCache, channel_store
 from bot.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -89,11 +99,15 @@ class RestInput(InputChannel):
             raise BadMessage("invalid_metadata", "metadata must be a JSON object")
         if not isinstance(data["message"], str):
             raise BadMessage("invalid_message", "message must be a string")
+        message_id = data.get("message_id")
+        if message_id is not None and not (isinstance(message_id, str) and MESSAGE_ID.match(message_id)):
+            raise BadMessage("invalid_message_id", "message_id must be 1-64 letters, digits, '-' or '_'")
         return sender_id, data["message"], dict(metadata or {})
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> LimitedBlueprint:
         """`GET /` health and `POST /webhook`."""
         rest_webhook = LimitedBlueprint("clinic_rest_webhook", __name__)
+        claims = MessageClaims(ChannelCache(channel_store(), "rest:message-ids", ANSWERED_TTL_SECONDS, ""))
 
         @rest_webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -106,16 +120,26 @@ class RestInput(InputChannel):
                 return refusal
             collector = CollectingOutputChannel()
             try:
-                sender_id, text, metadata = self.message_of(parse_body(request.body))
-                await deliver(
-                    on_new_message,
-                    text,
-                    collector,
-                    sender_id,
-                    self.name(),
-                    metadata,
-                    tracker_store=tracker_store_of(request.app),
-                )
+                data = parse_body(request.body)
+                sender_id, text, metadata = self.message_of(data)
+                async with claims.for_message(sender_id, data.get("message_id")) as claim:
+                    if claim is Claim.DUPLICATE:
+                        return response.json([], headers={"X-Message-Status": "duplicate"})
+                    if claim is Claim.IN_PROGRESS:
+                        refused = error_response(
+                            "in_progress", "this message is being answered; send it again later", 409
+                        )
+                        refused.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                        return refused
+                    await deliver(
+                        on_new_message,
+                        text,
+                        collector,
+                        sender_id,
+                        self.name(),
+                        metadata,
+                        tracker_store=tracker_store_of(request.app),
+                    )
             except BadMessage as error:
                 return error_response(error.code, error.message)
             except CancelledError:

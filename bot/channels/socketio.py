@@ -28,14 +28,13 @@ servers recorded (`bot.channels.presence`). Without it, nothing of this is used.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, AsyncContextManager
+from typing import Any
 
 from rasa.core.channels import socketio as rasa_socketio
 from rasa.core.channels.channel import (
@@ -50,7 +49,7 @@ from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 from socketio import AsyncRedisManager, AsyncServer
 
-from bot.channels.claims import Claim, MessageClaims
+from bot.channels.claims import ANSWERED_TTL_SECONDS, RETRY_AFTER_SECONDS, Claim, MessageClaims
 from bot.channels.intake import BadMessage, deliver, tracker_store_of
 from bot.channels.limits import limit_request_size
 from bot.channels.markers import marker_of
@@ -68,11 +67,6 @@ PRESENCE_PATH = "/presence"
 """Route (under the channel's `/webhooks/socketio`) answering whether a browser is connected."""
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-RESENT_IDS_TTL_SECONDS = 24 * 3600
-"""How long a widget message id is remembered, so a re-send after reconnecting is dropped."""
-RETRY_AFTER_SECONDS = 3
-"""What the widget is told to wait before re-sending a message another server is answering."""
 ASK_PREFIX = "utter_ask_"
 
 
@@ -235,7 +229,7 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
         self.cors_allowed_origins: list[str] = origins
         # in Redis with CHANNEL_CACHE_URL/REDIS_URL: a re-send reaching another server is dropped too
         self._message_ids = MessageClaims(
-            ChannelCache(channel_store(), "socketio:message-ids", RESENT_IDS_TTL_SECONDS, "")
+            ChannelCache(channel_store(), "socketio:message-ids", ANSWERED_TTL_SECONDS, "")
         )
         self.presence: SharedPresence | None = None
 
@@ -249,12 +243,6 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
     def sender_id_for(session_id: str) -> str:
         """Conversation id recorded for a widget session (checked against the sender rule)."""
         return sender_id("socketio", session_id)
-
-    def _claim(self, sender_id: str, message_id: object) -> AsyncContextManager[Claim]:
-        """Claim a client message id for this turn (`bot.channels.claims`); no id, no claim."""
-        if not isinstance(message_id, str) or not _MESSAGE_ID.match(message_id):
-            return contextlib.nullcontext(Claim.ANSWER)
-        return self._message_ids.handling(f"{sender_id}|{message_id}")
 
     def _authorised(self, auth: object) -> bool:
         """Rasa's JWT check: only when a `jwt_key` is configured."""
@@ -372,7 +360,7 @@ class SocketIOInput(rasa_socketio.SocketIOInput):
             if not conversation:
                 logger.warning("Ignored a socket.io message without a valid session_id")
                 return {"ok": False, "error": "invalid_session", "message": "request a session first"}
-            async with self._claim(conversation, data.get("message_id")) as claim:
+            async with self._message_ids.for_message(conversation, data.get("message_id")) as claim:
                 if claim is Claim.DUPLICATE:
                     logger.debug("Dropped a re-sent message %s", data.get("message_id"))
                     return {"ok": True, "status": "duplicate"}

@@ -8,13 +8,18 @@ named, including another channel's patient (`whatsapp:<phone>`).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from rasa.core.channels.channel import UserMessage
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
@@ -241,3 +246,80 @@ def test_a_client_cannot_supply_full_text(rest_server: ChannelServer, agent: Ech
     body = {"sender": "pat", "message": "hello", "metadata": {"full_text": "I cannot control my bladder", "page": "/"}}
     assert post(rest_server, body).status_code == 200
     assert agent.received[-1].metadata == {"page": "/"}
+
+
+# -- message ids: a re-send (after a timeout or a 502) is answered once ------------------------
+
+
+class HoldingAgent(EchoAgent):
+    """Echoes, but holds "slow" until released and fails "boom" the first time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.failed = False
+
+    async def handle_message(self, message: UserMessage) -> None:
+        if message.text == "boom" and not self.failed:
+            self.failed = True
+            raise RuntimeError("the server failed while answering")
+        await super().handle_message(message)
+        while message.text == "slow" and not self.release.is_set():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def holding() -> Iterator[tuple[ChannelServer, HoldingAgent]]:
+    agent = HoldingAgent()
+    server = ChannelServer(RestInput(), agent, free_port()).start()
+    yield server, agent
+    agent.release.set()
+    server.stop()
+
+
+def test_a_resent_message_is_answered_once(holding: tuple[ChannelServer, HoldingAgent]) -> None:
+    server, agent = holding
+    first = post(server, {"sender": "pat-1", "message": "my knee hurts", "message_id": "m-1"})
+    assert texts(first) == ["You said: my knee hurts"]
+    again = post(server, {"sender": "pat-1", "message": "my knee hurts", "message_id": "m-1"})
+    assert again.status_code == 200 and again.json() == []
+    assert again.headers["X-Message-Status"] == "duplicate"
+    other = post(server, {"sender": "pat-2", "message": "hi", "message_id": "m-1"})  # ids are per patient
+    assert texts(other) == ["You said: hi"]
+    assert [m.text for m in agent.received] == ["my knee hurts", "hi"]
+
+
+def test_a_message_still_being_answered_is_refused_with_retry_after(
+    holding: tuple[ChannelServer, HoldingAgent]
+) -> None:
+    server, agent = holding
+    body = {"sender": "pat-3", "message": "slow", "message_id": "m-2"}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answering = pool.submit(post, server, body)
+        deadline = time.monotonic() + 10
+        while not agent.received:
+            assert time.monotonic() < deadline, "the first request never reached the agent"
+            time.sleep(0.02)
+        busy = post(server, body)
+        assert busy.status_code == 409
+        assert busy.json()["error"] == "in_progress" and busy.headers["Retry-After"] == "3"
+        agent.release.set()
+        assert texts(answering.result(timeout=10)) == ["You said: slow"]
+    assert post(server, body).headers["X-Message-Status"] == "duplicate"
+    assert [m.text for m in agent.received] == ["slow"]
+
+
+def test_a_message_whose_answer_failed_is_answered_when_sent_again(
+    holding: tuple[ChannelServer, HoldingAgent]
+) -> None:
+    server, agent = holding
+    body = {"sender": "pat-4", "message": "boom", "message_id": "m-3"}
+    assert post(server, body).json() == []  # the failure is logged; nothing was said
+    assert texts(post(server, body)) == ["You said: boom"]
+
+
+def test_a_malformed_message_id_gets_a_400(rest_server: ChannelServer, agent: EchoAgent) -> None:
+    for bad in (12, "", "a" * 65, "has space", "semi;colon"):
+        answer = post(rest_server, {"sender": "pat-5", "message": "hi", "message_id": bad})
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_message_id", bad
+    assert agent.received == []
