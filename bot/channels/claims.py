@@ -3,11 +3,11 @@
 The widget (socket.io) re-sends every message it has no acknowledgement for after it
 reconnects, and a REST client re-sends a message that got no answer (a 502 from the proxy
 when the server answering it was killed); behind a load balancer the re-send may reach
-another server. Remembering the id when the
-message arrived made a re-send of a message whose server died before answering a
-"duplicate": the patient's message (perhaps a red flag) was dropped without a word. So an id
-is first *claimed* with a short lease, which the server answering renews while it works,
-and is marked *answered* once the replies are sent (kept for a day):
+another server. Remembering the id when the message arrived made a re-send of a message
+whose server died before answering a "duplicate": the patient's message (perhaps a red flag)
+was dropped without a word. So an id is first *claimed* with a short lease, which the
+server answering renews while it works, and is marked *answered* once the replies are sent
+(kept for a day):
 
 - answered: the re-send is a duplicate and is acknowledged as one;
 - claimed, lease alive: a server is still answering it; the client is asked to send it again
