@@ -29,10 +29,17 @@ running two turns of a conversation at once; only two servers serving the same c
 at the same moment are no longer kept apart. The outage is logged once as LOCK STORE DOWN
 (and its end as "lock store back"); Redis is tried again every few seconds, not on every
 message, so a stalled Redis does not make every patient wait for a time-out.
+
+A ticket lives `ticket_hold_seconds` (10 s) and its server renews it every third of that for
+as long as the turn lasts. Rasa gives every ticket one fixed lifetime instead (60 s,
+`TICKET_LOCK_LIFETIME`): a server killed mid-turn then blocked that conversation for a
+minute, and a turn slower than the lifetime lost its lock while still running. Here a dead
+server's turn blocks the conversation for at most the hold, and a live one never loses it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -52,6 +59,9 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 RETRY_REDIS_AFTER_SECONDS = 5.0  # while Redis is down, locks are in memory for this long
 # the keys outlive the longest ticket a little, then Redis removes a forgotten queue itself
 KEY_GRACE_MS = 60_000
+# a ticket not renewed by its server lapses after this: how long a killed server blocks a patient
+TICKET_HOLD_SECONDS = 10.0
+RENEWALS_PER_HOLD = 3
 
 # KEYS: queue hash, counter. ARGV: now, expiry of the new ticket, key lifetime (ms).
 _ISSUE = """
@@ -64,6 +74,16 @@ redis.call('HSET', KEYS[1], number, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return number
+"""
+
+# KEYS: queue hash, counter. ARGV: ticket number, its new expiry, key lifetime (ms).
+# A ticket already gone (released, or lapsed) is not brought back.
+_RENEW = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
 """
 
 # KEYS: queue hash. ARGV: now. Drops expired tickets; an empty queue disappears.
@@ -93,8 +113,9 @@ class AtomicRedisLockStore(LockStore):
         key_prefix: Optional[str] = None,
         socket_timeout: float = SOCKET_TIMEOUT_SECONDS,
         retry_redis_after: float = RETRY_REDIS_AFTER_SECONDS,
+        ticket_hold_seconds: float = TICKET_HOLD_SECONDS,
     ) -> None:
-        """Connect from endpoints.yml (`url`, `key_prefix`) or from arguments."""
+        """Connect from endpoints.yml (`url`, `key_prefix`, `ticket_hold_seconds`) or from arguments."""
         kwargs: dict[str, Any] = dict(endpoint_config.kwargs) if endpoint_config else {}
         url = url or (endpoint_config.url if endpoint_config else None) or DEFAULT_URL
         key_prefix = key_prefix or kwargs.get("key_prefix") or "clinic"
@@ -109,10 +130,14 @@ class AtomicRedisLockStore(LockStore):
         self._down_until = 0.0
         self._retry_after = float(kwargs.get("retry_redis_after", retry_redis_after))
         self.down = False
+        self.hold = float(kwargs.get("ticket_hold_seconds", ticket_hold_seconds))
+        if self.hold <= 0:
+            raise ValueError(f"lock store ticket_hold_seconds must be positive, not {self.hold}")
         self.key_prefix = f"{key_prefix}:lock:"
         self._issue = self.red.register_script(_ISSUE)
         self._expire = self.red.register_script(_EXPIRE)
         self._release = self.red.register_script(_RELEASE)
+        self._renew = self.red.register_script(_RENEW)
         super().__init__()
 
     @asynccontextmanager
@@ -122,13 +147,20 @@ class AtomicRedisLockStore(LockStore):
         lock_lifetime: float = LOCK_LIFETIME,
         wait_time_in_seconds: float = 1,
     ) -> AsyncGenerator[TicketLock, None]:
-        """Rasa's ticket lock in Redis; in this server's memory while Redis is unreachable."""
+        """Rasa's ticket lock in Redis; in this server's memory while Redis is unreachable.
+
+        The ticket lives `self.hold` seconds (or `lock_lifetime`, if shorter) and is renewed
+        while it waits and while its turn runs, so only a dead server's ticket lapses.
+        """
         ticket: Optional[int] = None
         acquired: Optional[TicketLock] = None
+        renewing: Optional[asyncio.Task] = None
+        hold = min(lock_lifetime, self.hold)
         try:
             if time.monotonic() >= self._down_until:
                 try:
-                    ticket = self._take_ticket(conversation_id, lock_lifetime)
+                    ticket = self._take_ticket(conversation_id, hold)
+                    renewing = asyncio.create_task(self._keep_alive(conversation_id, ticket, hold))
                     acquired = await self._acquire_lock(conversation_id, ticket, wait_time_in_seconds)
                     self._came_back()
                 except redis.RedisError as error:
@@ -139,11 +171,37 @@ class AtomicRedisLockStore(LockStore):
                 async with self.local.lock(conversation_id, lock_lifetime, wait_time_in_seconds) as local:
                     yield local
         finally:
+            if renewing is not None:
+                renewing.cancel()
             if ticket is not None:
                 try:
                     self.cleanup(conversation_id, ticket)
                 except redis.RedisError:
                     pass  # the ticket expires with its lifetime
+
+    async def _keep_alive(self, conversation_id: str, ticket: int, hold: float) -> None:
+        """Push the ticket's expiry on while this server waits for or runs the turn.
+
+        Runs in a worker thread, so a slow Redis never stalls the patients' event loop; a failed
+        renewal is tried again next time (the ticket has two more renewals' worth of life).
+        """
+        while True:
+            await asyncio.sleep(hold / RENEWALS_PER_HOLD)
+            try:
+                kept = await asyncio.to_thread(self._renew_ticket, conversation_id, ticket, hold)
+            except redis.RedisError:
+                continue
+            if not kept:
+                logger.warning("lock ticket %s of a conversation lapsed before it was renewed "
+                               "(this server was stalled for over %.0f s)", ticket, hold)
+                return
+
+    def _renew_ticket(self, conversation_id: str, ticket: int, hold: float) -> bool:
+        key_ms = int(hold * 1000) + KEY_GRACE_MS
+        return bool(self._renew(
+            keys=[self._queue(conversation_id), self._counter(conversation_id)],
+            args=[ticket, repr(time.time() + hold), key_ms],
+        ))
 
     def _went_down(self, error: redis.RedisError) -> None:
         self._down_until = time.monotonic() + self._retry_after

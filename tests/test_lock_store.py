@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -110,6 +113,77 @@ def test_ticket_of_a_server_that_died_only_blocks_until_it_expires(red: redis.Re
     assert 0.5 <= waited < 10
     assert not red.exists(f"{prefix}:lock:{conversation}")
     red.delete(f"{prefix}:lock:{conversation}:last")
+
+
+HOLD_AND_DIE = """
+import asyncio, sys
+from bot.lock_store import AtomicRedisLockStore
+
+async def main():
+    store = AtomicRedisLockStore(url=sys.argv[1], key_prefix=sys.argv[2], ticket_hold_seconds=1.0)
+    async with store.lock(sys.argv[3], lock_lifetime=60):
+        print("held", flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+def test_a_server_killed_mid_turn_blocks_its_conversation_for_the_hold_not_rasas_minute(
+    red: redis.Redis,
+) -> None:
+    """A real process takes the lock with Rasa's 60 s lifetime, renews it, and is killed (SIGKILL)."""
+    prefix = "t" + uuid.uuid4().hex[:12]
+    conversation = "patient-" + uuid.uuid4().hex[:8]
+    server = subprocess.Popen([sys.executable, "-c", HOLD_AND_DIE, REDIS_URL, prefix, conversation],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "held\n"
+        alive = AtomicRedisLockStore(url=REDIS_URL, key_prefix=prefix)
+        time.sleep(2.5)  # over two holds: only renewals keep its ticket alive this long
+        held = alive.get_lock(conversation)  # expired tickets left out
+        assert held is not None and held.now_serving == 1
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+
+        async def next_turn() -> float:
+            start = time.monotonic()
+            async with alive.lock(conversation, lock_lifetime=60, wait_time_in_seconds=0.05):
+                return time.monotonic() - start
+
+        assert asyncio.run(next_turn()) < 15  # its ticket had 1 s left; Rasa's own store: up to 60 s
+    finally:
+        server.kill()
+        red.delete(f"{prefix}:lock:{conversation}", f"{prefix}:lock:{conversation}:last")
+
+
+def test_a_turn_slower_than_the_hold_keeps_its_lock_until_it_ends(red: redis.Redis) -> None:
+    prefix = "t" + uuid.uuid4().hex[:12]
+    conversation = "patient-" + uuid.uuid4().hex[:8]
+    first, second = (AtomicRedisLockStore(url=REDIS_URL, key_prefix=prefix, ticket_hold_seconds=0.5)
+                     for _ in range(2))
+    order: List[str] = []
+
+    async def slow_turn() -> None:
+        async with first.lock(conversation, lock_lifetime=60, wait_time_in_seconds=0.05):
+            order.append("slow turn starts")
+            await asyncio.sleep(2.0)  # four holds long: a calendar or action server that is slow
+            order.append("slow turn ends")
+
+    async def next_turn() -> None:
+        await asyncio.sleep(0.2)
+        async with second.lock(conversation, lock_lifetime=60, wait_time_in_seconds=0.05):
+            order.append("next turn starts")
+
+    async def both() -> None:
+        await asyncio.gather(slow_turn(), next_turn())
+
+    try:
+        asyncio.run(both())
+        assert order == ["slow turn starts", "slow turn ends", "next turn starts"]
+        assert not red.exists(f"{prefix}:lock:{conversation}")
+    finally:
+        red.delete(f"{prefix}:lock:{conversation}", f"{prefix}:lock:{conversation}:last")
 
 
 def test_tickets_are_numbered_once_across_servers(red: redis.Redis) -> None:
