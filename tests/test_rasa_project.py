@@ -14,8 +14,8 @@ import pytest
 from bot.train import training_env
 from tests.conftest import BIN, ROOT
 
-MIN_MACRO_F1 = 0.93  # measured 0.957-0.969 (README, "NLU quality"); sessions differ by up to 0.01
-MIN_UNSEEN_MACRO_F1 = 0.90  # tests/nlu/unseen (written without sight of the data): measured 0.93-0.95
+MIN_MACRO_F1 = 0.93  # measured 0.957-0.974 (README, "NLU quality"); sessions differ by up to 0.01
+MIN_UNSEEN_MACRO_F1 = 0.90  # tests/nlu/unseen (written without sight of the data): measured 0.927-0.95
 
 
 def rasa(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
