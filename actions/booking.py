@@ -293,6 +293,19 @@ class ValidateBookingForm(ContactFormValidation):
             events.append(SlotSet("booking_key", key))
         return events
 
+    async def extract_pain_area(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[str, Any]:
+        """The area named in the request that started the form ("book me in for my knee").
+
+        Taken once, so the patient is not asked what they have just said; the summary shows
+        it and "change area" asks again (the area is then never refilled from the request).
+        """
+        if tracker.get_slot("pain_area") or tracker.get_slot("requested_slot") == "pain_area":
+            return {}
+        area = area_named_in_request(tracker.events)
+        return {"pain_area": area} if area else {}
+
     def validate_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[str, Any]:
@@ -367,6 +380,30 @@ class ValidateBookingForm(ContactFormValidation):
             ],
         )
         return {"booking_confirmed": None}
+
+
+def area_named_in_request(events: List[Dict[str, Any]]) -> Optional[str]:
+    """The area ("knee", "lower back" or "both") named in the message that started the form.
+
+    None when that message named no area we book for, or once the area was set in this form.
+    """
+    started = max(
+        (i for i, e in enumerate(events) if e.get("event") == "active_loop" and e.get("name") == "booking_form"),
+        default=None,
+    )
+    if started is None:
+        return None
+    if any(e.get("event") == "slot" and e.get("name") == "pain_area" for e in events[started:]):
+        return None
+    request = next((e for e in reversed(events[:started]) if e.get("event") == "user"), None)
+    if request is None:
+        return None
+    entities = (request.get("parse_data") or {}).get("entities") or []
+    named = " ".join(str(e.get("value")) for e in entities if e.get("entity") == "body_part")
+    try:
+        return clean_pain_area(named) if named else None
+    except Invalid:
+        return None  # a hip or shoulder: the area question says what can be booked
 
 
 def booking_summary(tracker: Tracker) -> str:

@@ -269,3 +269,50 @@ def test_saying_a_treatment_has_not_helped_at_a_form_prompt_gets_the_other_optio
     assert result == {"phone": None}
     assert said.startswith("Since you've tried physiotherapy, these are the other options")
     assert said.endswith("Now, back to your request:")
+
+
+def booking_started_by(text: str, entities: list[Dict[str, Any]], *later: Dict[str, Any]) -> list[Dict[str, Any]]:
+    """Events of a booking form started by `text`, then consent given ("yes")."""
+    request = {"text": text, "intent": {"name": "book_appointment", "confidence": 0.9}, "entities": entities}
+    consent = {"text": "yes", "intent": {"name": "affirm", "confidence": 0.9}, "entities": []}
+    return [
+        {"event": "user", "text": text, "parse_data": request},
+        {"event": "active_loop", "name": "booking_form"},
+        {"event": "slot", "name": "requested_slot", "value": "contact_consent"},
+        *later,
+        {"event": "user", "text": "yes", "parse_data": consent},
+        {"event": "slot", "name": "contact_consent", "value": True},
+    ]
+
+
+def body_part(start: int, end: int, value: str = "knee") -> Dict[str, Any]:
+    """A body_part entity as the NLU returns it."""
+    return {"entity": "body_part", "value": value, "start": start, "end": end}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "entities", "area"),
+    [
+        ("book me in for my knee please", [body_part(22, 26)], "knee"),
+        ("appointment for my back and knee", [body_part(19, 23, "lower back"), body_part(28, 32)], "both"),
+        ("i want to book a consultation", [], None),
+        ("book me in for my hip", [body_part(18, 21, "hip")], None),
+    ],
+)
+def test_the_area_named_when_asking_to_book_is_not_asked_again(
+    request_text: str, entities: list[Dict[str, Any]], area: Any
+) -> None:
+    events = booking_started_by(request_text, entities)
+    state = tracker("yes", "affirm", slots={"requested_slot": "contact_consent", "contact_consent": True},
+                    active_loop="booking_form", events=events)
+    _, returned = run(ValidateBookingForm(), state)
+    assert slot_events(returned).get("pain_area") == area
+
+
+def test_an_area_changed_from_the_summary_is_asked_again_not_refilled_from_the_request() -> None:
+    changed = {"event": "slot", "name": "pain_area", "value": None}
+    events = booking_started_by("book me in for my knee please", [body_part(22, 26)], changed)
+    state = tracker("yes", "affirm", slots={"requested_slot": "contact_consent", "contact_consent": True},
+                    active_loop="booking_form", events=events)
+    _, returned = run(ValidateBookingForm(), state)
+    assert "pain_area" not in slot_events(returned)

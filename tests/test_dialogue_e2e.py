@@ -90,3 +90,17 @@ def test_nonsense_gets_the_menu_not_a_topic(rasa_server: RasaStack, mash: str) -
     said = texts(replies)
     assert "didn't understand" in said
     assert "platelet" not in said.lower() and "Was this helpful?" not in said
+
+
+def test_the_area_named_in_the_booking_request_is_not_asked_again(rasa_server: RasaStack) -> None:
+    who = sender()
+    assert "Is that OK?" in texts(rasa_server.say(who, "can i book an appointment for my knee please"))
+    rasa_server.say(who, "yes")
+    rasa_server.say(who, "Tan Wei Ming")
+    rasa_server.say(who, "9123 4567")
+    after_email = texts(rasa_server.say(who, "skip"))
+    assert "Which area" not in after_email
+    assert "When would suit you?" in after_email
+    rasa_server.say(who, "weekday mornings")
+    summary = texts(rasa_server.say(who, "my knee hurts on stairs since march"))
+    assert "• Area: knee" in summary
