@@ -99,8 +99,30 @@ def _parse(
         # not a value for this field: a question gets its answer (the form then asks
         # again); only a real attempt at the field is told what was wrong with it
         if not answer_question_in_form(dispatcher, tracker):
-            dispatcher.utter_message(text=str(exc))
+            way_out = WAY_OUT if _answers_at_prompt(tracker, slot) >= WAY_OUT_AFTER else ""
+            dispatcher.utter_message(text=f"{exc}{way_out}")
         return REJECTED
+
+
+WAY_OUT_AFTER = 3  # answers at one prompt, none accepted, before the way out is offered
+WAY_OUT = ' If it\'s easier, type "talk to a person" for a member of our staff, or "cancel" to stop.'
+
+
+def _answers_at_prompt(tracker: Tracker, slot: str) -> int:
+    """Messages the patient has sent since `slot` was first asked at this prompt (this one too)."""
+    events = tracker.events
+    asked = None
+    for i in range(len(events) - 1, -1, -1):
+        event = events[i]
+        if event.get("event") == "active_loop":
+            break
+        if event.get("event") == "slot" and event.get("name") == "requested_slot":
+            if event.get("value") != slot:
+                break
+            asked = i
+    if asked is None:
+        return 1
+    return sum(1 for event in events[asked:] if event.get("event") == "user")
 
 
 def _correction(tracker: Tracker) -> Optional[Dict[str, str]]:

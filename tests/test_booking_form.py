@@ -316,3 +316,32 @@ def test_an_area_changed_from_the_summary_is_asked_again_not_refilled_from_the_r
                     active_loop="booking_form", events=events)
     _, returned = run(ValidateBookingForm(), state)
     assert "pain_area" not in slot_events(returned)
+
+
+def at_the_phone_prompt(*answers: str) -> list[Dict[str, Any]]:
+    """Events of a booking form where the name was given, then `answers` at the phone prompt."""
+    def user(text: str) -> Dict[str, Any]:
+        return {"event": "user", "text": text,
+                "parse_data": {"text": text, "intent": {"name": "inform", "confidence": 0.9}, "entities": []}}
+    events = [{"event": "active_loop", "name": "booking_form"},
+              {"event": "slot", "name": "requested_slot", "value": "full_name"},
+              user("Tan Wei Ming"),
+              {"event": "slot", "name": "full_name", "value": "Tan Wei Ming"}]
+    for text in answers:
+        events += [{"event": "slot", "name": "requested_slot", "value": "phone"}, user(text),
+                   {"event": "slot", "name": "phone", "value": None}]
+    return events[:-1]
+
+
+@pytest.mark.parametrize(("answers", "offered"), [(["12345"], False), (["12345", "no idea"], False),
+                                                 (["12345", "no idea", "hmm"], True)])
+def test_the_third_answer_not_accepted_at_one_prompt_offers_a_person_or_cancel(
+    answers: list[str], offered: bool
+) -> None:
+    dispatcher = CollectingDispatcher()
+    state = tracker(answers[-1], "inform", slots={"requested_slot": "phone"}, active_loop="booking_form",
+                    events=at_the_phone_prompt(*answers))
+    result = ValidateBookingForm().validate_phone(answers[-1], dispatcher, state, DOMAIN)
+    said = texts(dispatcher.messages)
+    assert result == {"phone": None}
+    assert ('type "talk to a person"' in said) is offered

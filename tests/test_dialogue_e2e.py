@@ -104,3 +104,19 @@ def test_the_area_named_in_the_booking_request_is_not_asked_again(rasa_server: R
     rasa_server.say(who, "weekday mornings")
     summary = texts(rasa_server.say(who, "my knee hurts on stairs since march"))
     assert "• Area: knee" in summary
+
+
+def test_a_patient_stuck_at_a_prompt_is_offered_a_way_out_that_works(rasa_server: RasaStack) -> None:
+    who = sender()
+    rasa_server.say(who, "book a consultation")
+    rasa_server.say(who, "yes")
+    rasa_server.say(who, "Tan Wei Ming")
+    first = texts(rasa_server.say(who, "12345"))
+    assert "talk to a person" not in first  # one slip gets the hint alone
+    rasa_server.say(who, "i dont know it")
+    third = texts(rasa_server.say(who, "hmm"))
+    assert 'type "talk to a person"' in third and '"cancel"' in third
+    assert "mobile number" in third  # the question is still asked again
+    stopped = texts(rasa_server.say(who, "cancel"))
+    assert "I've cancelled that and nothing was sent" in stopped
+    assert "mobile number" not in stopped
