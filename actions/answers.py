@@ -21,6 +21,7 @@ from actions.common import BOOK_BUTTON, entity_values, latest_intent, send_bubbl
 from bot.clock import now
 from bot.knowledge_base import get_knowledge_base, topic_for_intent
 from bot.practical import practical_answer
+from bot.privacy import asks_about_personal_data, privacy_answer
 from bot.profile import get_profile
 
 FEEDBACK_BUTTONS = [
@@ -117,6 +118,10 @@ def answer_question_in_form(dispatcher: CollectingDispatcher, tracker: Tracker) 
     """
     intent = tracker.latest_message.get("intent") or {}
     text = tracker.latest_message.get("text") or ""
+    if looks_like_question(text) and asks_about_personal_data(text):
+        dispatcher.utter_message(text=privacy_answer(get_profile()))
+        dispatcher.utter_message(text="Now, back to your request:")
+        return True
     if float(intent.get("confidence") or 0.0) < QUESTION_CONFIDENCE or not looks_like_question(text):
         return False
     practical = practical_answer(intent.get("name"), get_profile(), now())

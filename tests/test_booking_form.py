@@ -345,3 +345,21 @@ def test_the_third_answer_not_accepted_at_one_prompt_offers_a_person_or_cancel(
     said = texts(dispatcher.messages)
     assert result == {"phone": None}
     assert ('type "talk to a person"' in said) is offered
+
+
+@pytest.mark.parametrize(
+    ("slot", "question", "intent"),
+    [("contact_consent", "why do you need my details?", "tell_me_more"),
+     ("contact_consent", "who will see my phone number", "ask_practice"),
+     ("phone", "is my data safe", "ask_side_effects"),
+     ("full_name", "what will you do with my name?", "ask_practice")],
+)
+def test_a_patient_asking_why_their_details_are_needed_is_told_then_asked_again(
+    slot: str, question: str, intent: str
+) -> None:
+    result, said = validate(slot, None if slot == "contact_consent" else question, question, intent)
+    assert result == {slot: None}
+    assert "only so that our clinic staff can contact you about this request" in said
+    assert "Only clinic staff can see them" in said and "just say no" in said
+    assert "side effects" not in said.lower() and "yes or no" not in said
+    assert said.endswith("Now, back to your request:")

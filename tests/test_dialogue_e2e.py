@@ -120,3 +120,16 @@ def test_a_patient_stuck_at_a_prompt_is_offered_a_way_out_that_works(rasa_server
     stopped = texts(rasa_server.say(who, "cancel"))
     assert "I've cancelled that and nothing was sent" in stopped
     assert "mobile number" not in stopped
+
+
+def test_why_do_you_need_my_details_at_the_consent_question_is_answered_then_asked_again(
+    rasa_server: RasaStack,
+) -> None:
+    who = sender()
+    rasa_server.say(who, "i'd like to book a consultation")
+    replies = rasa_server.say(who, "why do you need my details?")
+    said = texts(replies)
+    assert "only so that our clinic staff can contact you" in said
+    assert "Sorry, I need a yes or no" not in said
+    assert "Is that OK?" in said and "/affirm" in payloads(replies)
+    assert "What is your full name?" in texts(rasa_server.say(who, "ok yes"))
