@@ -33,7 +33,7 @@ def privacy_answer(profile: PracticeProfile) -> str:
     """What is asked for, why, who sees it, and how to say no: what the forms really do."""
     return (
         "I ask for your name and mobile number only so that our clinic staff can contact you "
-        "about this request (an email address is optional). Only clinic staff can see them, "
+        "about this request. Only clinic staff can see them, "
         "they aren't used for anything else, and you can ask the clinic to delete them at any "
         "time. If you'd rather not share them, just say no and phone the clinic "
         f"instead: {profile.phone_text()}."

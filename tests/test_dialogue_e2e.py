@@ -133,3 +133,12 @@ def test_why_do_you_need_my_details_at_the_consent_question_is_answered_then_ask
     assert "Sorry, I need a yes or no" not in said
     assert "Is that OK?" in said and "/affirm" in payloads(replies)
     assert "What is your full name?" in texts(rasa_server.say(who, "ok yes"))
+
+
+@pytest.mark.parametrize("complaint", ["my knee really hurts", "i have back pain"])
+def test_a_bare_complaint_is_acknowledged_not_answered_with_one_topic(rasa_server: RasaStack, complaint: str) -> None:
+    who = sender()
+    said = texts(rasa_server.say(who, complaint))
+    assert "I'm sorry you're dealing with this" in said
+    assert "only a clinician who examines you can diagnose it" in said
+    assert "Was this helpful?" not in said  # an acknowledgement, not one article topic
