@@ -13,11 +13,13 @@ import re
 
 from bot.profile import PracticeProfile
 
-_ABOUT_DATA = re.compile(
-    r"\b(?:details?|data|info(?:rmation)?|number|name|e-?mail|privacy|private|personal|pdpa)\b", re.I
+_ABOUT_DATA = re.compile(  # the patient's own details ("who will see me? the doctor's name?" is not)
+    r"\b(?:my|our)\s+(?:\w+\s+)?(?:details?|data|info(?:rmation)?|number|name|e-?mail|particulars|contact)\b"
+    r"|\bpersonal\s+(?:data|details|information|info)\b|\bprivacy\b|\bpdpa\b",
+    re.I,
 )
 _ASKS = re.compile(
-    r"\b(?:why\b|what\s+for\b|what\s+(?:do|will|would|are|is)\s+(?:you|they|the\s+clinic|it)\s+(?:\w+\s+){0,3}"
+    r"\b(?:why\b|what\s+for\b|what\s+happens\s+(?:to|with)\b|what\s+(?:do|will|would|are|is)\s+(?:you|they|the\s+clinic|it)\s+(?:\w+\s+){0,3}"
     r"(?:do|use|for)\b|who\s+(?:\w+\s+){0,2}(?:see|sees|read|reads|access|get|gets|has)\b"
     r"|(?:safe|secure|share|shared|sell|sold|spam|store|stored|kept|delete|deleted)\b|privacy|pdpa)",
     re.I,
@@ -33,8 +35,7 @@ def privacy_answer(profile: PracticeProfile) -> str:
     """What is asked for, why, who sees it, and how to say no: what the forms really do."""
     return (
         "I ask for your name and mobile number only so that our clinic staff can contact you "
-        "about this request. Only clinic staff can see them, "
-        "they aren't used for anything else, and you can ask the clinic to delete them at any "
-        "time. If you'd rather not share them, just say no and phone the clinic "
-        f"instead: {profile.phone_text()}."
+        "about this request. Only clinic staff can see them, they aren't used for anything "
+        "else, and you can ask the clinic to delete them at any time. If you'd rather not "
+        f"share them, just say no and phone the clinic instead: {profile.phone_text()}."
     )
