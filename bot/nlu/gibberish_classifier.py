@@ -18,15 +18,13 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import (
     INTENT,
-    INTENT_NAME_KEY,
-    INTENT_RANKING_KEY,
-    PREDICTED_CONFIDENCE_KEY,
     TEXT,
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.nlu.gibberish import Vocabulary, english_words
+from bot.nlu.overrule import overrule_intent
 from bot.safety.data import files_fingerprint
 from bot.settings import PROJECT_ROOT
 
@@ -107,11 +105,5 @@ class GibberishClassifier(GraphComponent):
             text = message.get(TEXT) or ""
             if text.startswith("/") or not self.vocabulary.is_gibberish(text):
                 continue
-            intent = {INTENT_NAME_KEY: NONSENSE_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
-            ranking = [
-                r for r in message.get(INTENT_RANKING_KEY) or []
-                if r.get(INTENT_NAME_KEY) != NONSENSE_INTENT
-            ]
-            message.set(INTENT, intent, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
+            overrule_intent(message, NONSENSE_INTENT)
         return messages
