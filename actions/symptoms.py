@@ -1,4 +1,8 @@
-"""A patient describing their own symptoms: acknowledge, point to reading, never diagnose."""
+"""A patient describing their own symptoms: acknowledge, point to reading, never diagnose.
+
+"What can I do about it?" right after the complaint reads as a question about what the
+assistant can do; it gets the treatment options for the area named instead of the menu.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.answers import named_body_part, send_answer
 from actions.common import BOOK_BUTTON, URGENT_BUTTON
 from bot.knowledge_base import get_knowledge_base
 
@@ -47,3 +52,21 @@ class ActionDescribeSymptoms(Action):
             ],
         )
         return [SlotSet("offer", "booking"), SlotSet("last_topic", topics[0])]
+
+
+class ActionSuggestTreatments(Action):
+    """The article's treatment options, for "what can I do about it?" after a complaint."""
+
+    def name(self) -> str:
+        """Action name used in data/rules/faq.yml."""
+        return "action_suggest_treatments"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[str, Any],
+    ) -> List[EventType]:
+        """Say where the options come from, then the options for the area named (or both)."""
+        dispatcher.utter_message(text="Here is what our clinic's article says about treating it.")
+        return send_answer(dispatcher, "treatment_options", named_body_part(tracker))

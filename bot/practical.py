@@ -1,9 +1,10 @@
-"""Practical questions (hours, fees, insurance, referral, waiting time, location, parking, the doctor).
+"""Practical questions (hours, fees, insurance, referral, waiting time, location, parking, the doctor, privacy).
 
 Each is answered only from the practice profile (data/practice_profile.yml), in the
 clinic's own words. Where the clinic has not filled a value in, the patient is told plainly
 that the assistant can't answer that and is offered a person or a booking: never a price,
 policy or opening time the profile does not hold. Unconfirmed opening hours are not used.
+The privacy answer says what the product itself does with a conversation (`bot.privacy`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Dict, List, Optional
 
+from bot.privacy import PRIVACY_INTENT, conversation_privacy_answer
 from bot.profile import PracticeProfile
 
 BOOK_BUTTON = {"title": "Book a consultation", "payload": "/book_appointment"}
@@ -113,6 +115,11 @@ def doctor(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
     )
 
 
+def privacy(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
+    """What the clinic keeps of the conversation, who sees it, and how to have it deleted."""
+    return PracticalAnswer(text=conversation_privacy_answer(profile), buttons=[HUMAN_BUTTON])
+
+
 def outside_hours_warning(profile: PracticeProfile, when: datetime, has_time: bool) -> Optional[str]:
     """A note when a requested booking time falls outside confirmed opening hours.
 
@@ -143,6 +150,7 @@ ANSWERS: Dict[str, Callable[[PracticeProfile, datetime], PracticalAnswer]] = {
     "ask_location": location,
     "ask_parking": parking,
     "ask_doctor": doctor,
+    PRIVACY_INTENT: privacy,
 }
 
 

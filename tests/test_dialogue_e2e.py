@@ -142,3 +142,34 @@ def test_a_bare_complaint_is_acknowledged_not_answered_with_one_topic(rasa_serve
     assert "I'm sorry you're dealing with this" in said
     assert "only a clinician who examines you can diagnose it" in said
     assert "Was this helpful?" not in said  # an acknowledgement, not one article topic
+
+
+def test_a_privacy_question_outside_a_form_gets_what_is_kept_and_who_sees_it(rasa_server: RasaStack) -> None:
+    who = sender()
+    rasa_server.say(who, "what is PRP?")
+    replies = rasa_server.say(who, "is my data safe with you?")
+    said = texts(replies)
+    assert "only clinic staff can see it" in said and "delete your conversation" in said
+    assert "side effects" not in said.lower() and "/request_human" in payloads(replies)
+    chat = texts(rasa_server.say(sender(), "is this chat private?"))
+    assert "only clinic staff can see it" in chat
+
+
+def test_a_privacy_question_inside_the_booking_form_is_answered_then_the_prompt_comes_back(
+    rasa_server: RasaStack,
+) -> None:
+    who = sender()
+    rasa_server.say(who, "book me in please")
+    rasa_server.say(who, "yes")
+    replies = rasa_server.say(who, "is this conversation confidential?")
+    said = texts(replies)
+    assert "only clinic staff can see it" in said
+    assert "What is your full name?" in said
+
+
+def test_what_can_i_do_about_it_after_a_complaint_gets_the_treatments_for_that_area(rasa_server: RasaStack) -> None:
+    who = sender()
+    rasa_server.say(who, "my knee really hurts")
+    said = texts(rasa_server.say(who, "what can i do about it?"))
+    assert "For the knee, the article describes physiotherapy" in said
+    assert "I can tell you what our clinic's article says" not in said  # not the menu

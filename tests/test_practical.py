@@ -14,6 +14,7 @@ from actions.booking import ValidateBookingForm
 from actions.handoff import ActionRequestHuman
 from actions.practical import ActionAnswerPractical
 from bot.practical import ANSWERS, outside_hours_warning, practical_answer
+from bot.privacy import PRIVACY_INTENT
 from bot.profile import PROFILE_PATH, PracticeProfile, get_profile, parse_profile
 from bot.settings import get_settings
 from bot.storage.migrate import upgrade
@@ -59,13 +60,22 @@ def at(clock: str) -> datetime:
 
 def test_every_unfilled_practical_question_says_it_cannot_answer_and_offers_staff() -> None:
     profile = parse_profile(shipped())
-    for intent in ANSWERS:
+    for intent in set(ANSWERS) - {PRIVACY_INTENT}:  # privacy: what the product does, not the profile
         answer = practical_answer(intent, profile, at(MONDAY_10))
         assert answer is not None and not answer.answered, intent
         assert "can't answer" in answer.text, intent
         assert not PRICE.search(answer.text), intent
         payloads = [b["payload"] for b in answer.buttons]
         assert payloads == ["/request_human", "/book_appointment"], intent
+
+
+def test_a_privacy_question_is_answered_with_who_sees_the_conversation_and_how_to_delete_it() -> None:
+    profile = parse_profile(confirmed(phone="+65 6123 4567"))
+    answer = practical_answer(PRIVACY_INTENT, profile, at(MONDAY_10))
+    assert answer is not None and answer.answered
+    assert "only clinic staff can see it" in answer.text
+    assert "delete your conversation and details" in answer.text and "+65 6123 4567" in answer.text
+    assert [b["payload"] for b in answer.buttons] == ["/request_human"]
 
 
 def test_filled_in_answers_are_said_in_the_clinics_words() -> None:
@@ -142,6 +152,15 @@ def test_practical_action_answers_from_the_profile_without_asking_for_feedback(u
     assert texts(messages) == "Basement car park, entrance on Example Road."
     assert "Was this helpful?" not in texts(messages)
     assert not any(e.get("name") == "last_topic" for e in events)
+
+
+def test_a_cost_question_that_names_a_treatment_offers_that_treatment_too(use_profile: Any) -> None:
+    use_profile(shipped(), MONDAY_10)
+    messages, _ = run(ActionAnswerPractical(), tracker("PRP is so expensive, does it even work?", "ask_fees"))
+    assert "can't answer questions about fees" in texts(messages)
+    assert [b["payload"] for b in messages[-1]["buttons"]] == ["/ask_prp", "/request_human", "/book_appointment"]
+    plain, _ = run(ActionAnswerPractical(), tracker("how much is a consultation", "ask_fees"))
+    assert [b["payload"] for b in plain[-1]["buttons"]] == ["/request_human", "/book_appointment"]
 
 
 def test_handoff_with_unconfirmed_hours_never_says_the_clinic_is_closed(use_profile: Any) -> None:

@@ -72,6 +72,12 @@ def test_a_general_emergency_gets_emergency_help_first(rasa_server: RasaStack) -
     assert "I can only help with lower back and knee pain" not in text
 
 
+def test_an_emergency_asked_with_a_privacy_question_gets_the_emergency_help(rasa_server: RasaStack) -> None:
+    text = texts(rasa_server.say(sender(), "is this chat private? i have crushing chest pain going down my arm"))
+    assert text.index("This could be an emergency.") < len(text) // 2
+    assert "only clinic staff can see it" not in text
+
+
 def test_a_negated_question_is_answered_not_alarmed(rasa_server: RasaStack) -> None:
     replies = rasa_server.say(sender(), "no numbness or fever, but my knee aches on stairs")
     text = texts(replies)

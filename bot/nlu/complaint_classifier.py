@@ -12,16 +12,12 @@ after the FallbackClassifier and before the SafetyClassifier, so an emergency st
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.nlu.overrule import overrule_intent
+from bot.nlu.overrule import WordsClassifier
 
 COMPLAINT_INTENT = "describe_symptoms"
 
@@ -52,25 +48,11 @@ def is_bare_complaint(text: str) -> bool:
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
-class ComplaintClassifier(GraphComponent):
+class ComplaintClassifier(WordsClassifier):
     """Sets the intent to `describe_symptoms` (confidence 1.0) for a bare complaint."""
 
-    @classmethod
-    def create(
-        cls,
-        config: Dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ComplaintClassifier:
-        """Nothing to train or load: the pattern is above."""
-        return cls()
+    intent = COMPLAINT_INTENT
 
-    def process(self, messages: List[Message]) -> List[Message]:
-        """Mark the bare complaints."""
-        for message in messages:
-            text = message.get(TEXT) or ""
-            if text.startswith("/") or not is_bare_complaint(text):
-                continue
-            overrule_intent(message, COMPLAINT_INTENT)
-        return messages
+    def overrules(self, message: Message) -> bool:
+        """A message that is nothing but a complaint about the knee or back."""
+        return is_bare_complaint(message.get(TEXT) or "")

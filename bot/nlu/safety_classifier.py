@@ -35,6 +35,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.nlu.intent_ensemble import DIET_RANKING
+from bot.nlu.overrule import overrule_intent
 from bot.safety import RED_FLAG_ENTITY, RED_FLAG_INTENT, SUSPECT_ENTITY, get_detector, safety_text
 from bot.safety.data import DETECTOR_TRAINING_PATH, FLAGS_PATH, files_fingerprint, get_safety_data
 from bot.safety.detector import DEFAULT_THRESHOLD, EmergencyDetector, Suspicion, training_examples
@@ -142,11 +143,7 @@ class SafetyClassifier(GraphComponent):
             result = rules.detect(text)
             entities = list(message.get(ENTITIES) or [])
             if result:
-                intent = {INTENT_NAME_KEY: RED_FLAG_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
-                ranking = [
-                    r for r in message.get(INTENT_RANKING_KEY) or []
-                    if r.get(INTENT_NAME_KEY) != RED_FLAG_INTENT
-                ]
+                overrule_intent(message, RED_FLAG_INTENT)
                 entities.extend(
                     {
                         "entity": RED_FLAG_ENTITY,
@@ -158,8 +155,6 @@ class SafetyClassifier(GraphComponent):
                     }
                     for finding in result.findings
                 )
-                message.set(INTENT, intent, add_to_output=True)
-                message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
                 message.set(ENTITIES, entities, add_to_output=True)
                 continue
             predicted: Dict[str, Any] = message.get(INTENT) or {}
