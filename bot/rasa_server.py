@@ -40,7 +40,9 @@ def rasa_argv(argv: Sequence[str], settings: Settings) -> List[str]:
         raise SystemExit("pass the HTTP API token in RASA_AUTH_TOKEN, not on the command line")
     args = ["rasa", *argv]
     if "--enable-api" in argv:
-        args += ["--auth-token", api_token(settings)]
+        # one argument, "=" form: a token that starts with "-" (secrets.token_urlsafe gives one
+        # in 64) is otherwise read by argparse as an option, and Rasa refuses to start
+        args.append(f"--auth-token={api_token(settings)}")
     return args
 
 

@@ -73,3 +73,14 @@ def test_a_token_on_the_command_line_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="RASA_AUTH_TOKEN"):
         rasa_argv(["run", "--enable-api", "--auth-token", "x"], settings)
     assert rasa_argv(["run"], settings) == ["rasa", "run"]  # no API, no token
+
+
+@pytest.mark.parametrize("token", ["-Jx2kq_" + "t" * 36, "--" + "t" * 40, "t" * 43])
+def test_rasa_reads_any_generated_token_even_one_that_starts_with_a_dash(tmp_path: Path, token: str) -> None:
+    from rasa.__main__ import create_argument_parser
+
+    from bot.rasa_server import rasa_argv
+
+    settings = Settings.from_env({"BOT_DATA_DIR": str(tmp_path), "RASA_AUTH_TOKEN": token})
+    parsed = create_argument_parser().parse_args(rasa_argv(["run", "--enable-api"], settings)[1:])
+    assert parsed.auth_token == token and parsed.enable_api
