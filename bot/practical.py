@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional
 
 from bot.privacy import PRIVACY_INTENT, conversation_privacy_answer
 from bot.profile import PracticeProfile
+from bot.settings import get_settings
 
 BOOK_BUTTON = {"title": "Book a consultation", "payload": "/book_appointment"}
 HUMAN_BUTTON = {"title": "Talk to a person", "payload": "/request_human"}
@@ -117,7 +118,8 @@ def doctor(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
 
 def privacy(profile: PracticeProfile, now: datetime) -> PracticalAnswer:
     """What the clinic keeps of the conversation, who sees it, and how to have it deleted."""
-    return PracticalAnswer(text=conversation_privacy_answer(profile), buttons=[HUMAN_BUTTON])
+    keep_days = get_settings().retention_days
+    return PracticalAnswer(text=conversation_privacy_answer(profile, keep_days), buttons=[HUMAN_BUTTON])
 
 
 def outside_hours_warning(profile: PracticeProfile, when: datetime, has_time: bool) -> Optional[str]:

@@ -69,12 +69,17 @@ def privacy_answer(profile: PracticeProfile) -> str:
     )
 
 
-def conversation_privacy_answer(profile: PracticeProfile) -> str:
-    """What the clinic keeps of a conversation and who sees it, for a question at any turn."""
+def conversation_privacy_answer(profile: PracticeProfile, keep_days: int) -> str:
+    """What the clinic keeps of a conversation, who sees it and for how long, at any turn.
+
+    `keep_days` is RETENTION_DAYS: the retention service (`bot.storage.retention purge
+    --every`, started by `make run`, compose and systemd) deletes what is older.
+    """
     return (
         "This conversation is kept by the clinic so that our staff can read it and follow up; "
         "only clinic staff can see it. I ask for your name and mobile number only if you want "
         "the clinic to contact you, and only with your agreement; they aren't used for anything "
-        "else. You can ask the clinic to delete your conversation and details at any time: "
-        f"ask a member of staff (\"Talk to a person\") or phone {profile.phone_text()}."
+        f"else. Conversations and the details in them are deleted {keep_days} days after the last "
+        "message. You can ask the clinic to delete your conversation and details sooner, at any "
+        f"time: ask a member of staff (\"Talk to a person\") or phone {profile.phone_text()}."
     )

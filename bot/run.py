@@ -1,4 +1,4 @@
-"""Start the whole assistant on this machine: action server, Rasa, web demo, notifier, console.
+"""Start the whole assistant on this machine: action server, Rasa, web demo, notifier, retention, console.
 
 `make run` calls this after installing, migrating and training. Addresses and ports come
 from settings (`RASA_HOST`/`RASA_PORT`, `ACTIONS_HOST`/`ACTIONS_PORT`, `WEB_HOST`/`WEB_PORT`,
@@ -72,6 +72,7 @@ def commands(settings: Settings, rasa_port: int, actions_port: int, web_port: in
         "web": [sys.executable, "-m", "bot.web.serve", "--host", settings.web_host,
                 "--port", str(web_port), "--rasa-url", local_url(settings.rasa_host, rasa_port)],
         "notifier": [sys.executable, "-m", "bot.notify.outbox", "--every", "60"],
+        "retention": [sys.executable, "-m", "bot.storage.retention", "purge", "--every", "86400"],
     }
     host, port = console_address(settings, console_port)
     cmds["console"] = [sys.executable, "-m", "bot.console", "serve", "--host", host,

@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-APP_SERVICES = {"migrate", "actions", "rasa", "notifier", "web", "console"}
+APP_SERVICES = {"migrate", "actions", "rasa", "notifier", "retention", "web", "console"}
 # What must never be reachable through the proxy: Rasa's HTTP API and the action server.
 PRIVATE_PATHS = ["/", "/status", "/version", "/model", "/model/parse", "/conversations/x/tracker",
                  "/conversations/x/messages", "/conversations/x/execute", "/webhook", "/health"]
@@ -180,3 +180,20 @@ def test_the_image_is_pinned_non_root_locked_and_health_checked() -> None:
     cmd = yaml.safe_load(re.search(r"^CMD (\[.*?\])$", text, re.M | re.S).group(1).replace("\\\n", ""))  # type: ignore[union-attr]
     rasa = compose()["rasa"]["command"]
     assert cmd == rasa[: rasa.index("--cors")]
+
+
+def test_clinic_target_starts_every_service() -> None:
+    target = (DEPLOY / "systemd" / "clinic.target").read_text(encoding="utf-8")
+    wants = re.search(r"^Wants=(.*)$", target, re.M).group(1).split()  # type: ignore[union-attr]
+    assert sorted(wants) == sorted(f"clinic-{name}.service" for name in APP_SERVICES)
+
+
+def test_make_run_starts_the_same_services_as_a_deployment(model_path: Path, tmp_path: Path) -> None:
+    """`make run` migrates first, then starts every long-running service the layouts start."""
+    from bot.run import commands
+    from bot.settings import Settings
+
+    started = commands(Settings.from_env({"BOT_DATA_DIR": str(tmp_path)}), 5005, 5055, 8080)
+    assert set(started) == APP_SERVICES - {"migrate"}
+    for name in ("notifier", "retention"):
+        assert normalised(started[name])[1:] == compose()[name]["command"][1:], name

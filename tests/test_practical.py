@@ -69,11 +69,16 @@ def test_every_unfilled_practical_question_says_it_cannot_answer_and_offers_staf
         assert payloads == ["/request_human", "/book_appointment"], intent
 
 
-def test_a_privacy_question_is_answered_with_who_sees_the_conversation_and_how_to_delete_it() -> None:
+def test_a_privacy_question_is_answered_with_who_sees_the_conversation_and_how_to_delete_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RETENTION_DAYS", "90")
+    get_settings.cache_clear()
     profile = parse_profile(confirmed(phone="+65 6123 4567"))
     answer = practical_answer(PRIVACY_INTENT, profile, at(MONDAY_10))
     assert answer is not None and answer.answered
     assert "only clinic staff can see it" in answer.text
+    assert "deleted 90 days after the last message" in answer.text  # what the retention service keeps
     assert "delete your conversation and details" in answer.text and "+65 6123 4567" in answer.text
     assert [b["payload"] for b in answer.buttons] == ["/request_human"]
 

@@ -13,6 +13,7 @@ return a `RetentionReport` with a count per place, which the command prints and 
 console's admin page shows::
 
     python -m bot.storage.retention purge --days 365
+    python -m bot.storage.retention purge --every 86400   # the retention service: once a day
     python -m bot.storage.retention forget --phone +6591234567
     python -m bot.storage.retention forget --conversation web:abc123
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -357,17 +359,44 @@ def forget(
     return report
 
 
+def purge_every(seconds: float, days: int | None = None) -> None:
+    """Purge now and then every `seconds`, until interrupted: the retention service.
+
+    A run that fails (the database away, settings wrong) is reported on stderr and tried
+    again at the next interval; the service never stops on its own.
+    """
+    while True:
+        try:
+            report = purge(days)
+        except Exception as exc:  # noqa: BLE001 - reported; the next run tries again
+            print(f"retention: purge failed ({type(exc).__name__}: {exc}); next try in {seconds:g} s",
+                  file=sys.stderr, flush=True)
+        else:
+            print("\n".join(report.lines()), flush=True)
+        time.sleep(seconds)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: ``purge [--days N]`` or ``forget --phone P | --conversation ID``."""
+    """The command line: ``purge [--days N] [--every S]`` or ``forget --phone P | --conversation ID``."""
     parser = argparse.ArgumentParser(prog="python -m bot.storage.retention", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     purging = commands.add_parser("purge", help="delete conversations and requests older than N days")
     purging.add_argument("--days", type=int, default=None, help="default: RETENTION_DAYS")
+    purging.add_argument("--every", type=float, default=0,
+                         help="purge again every S seconds until stopped (the retention service)")
     forgetting = commands.add_parser("forget", help="delete everything of one patient")
     who = forgetting.add_mutually_exclusive_group(required=True)
     who.add_argument("--phone", help="E.164, e.g. +6591234567")
     who.add_argument("--conversation", help="conversation (sender) id")
     args = parser.parse_args(argv)
+    if args.command == "purge" and args.every:
+        if args.every < 1:
+            parser.error("--every must be at least 1 second")
+        try:
+            purge_every(args.every, args.days)
+        except KeyboardInterrupt:
+            pass
+        return 0
     if args.command == "purge":
         report = purge(args.days)
     else:

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import queue
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +39,8 @@ from bot.storage.retention import PLACES, forget, main, purge
 from bot.storage.summaries import refresh
 from bot.tracker_store import ClinicTrackerStore
 from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 A, B = "web:patientaaa", "web:patientbbb"
 PHONE_A, PHONE_B = "+6591111111", "+6592222222"
@@ -144,15 +152,20 @@ def test_forget_by_conversation_id(seeded: Database) -> None:
     assert rows_of(seeded, A, PHONE_A)["booking_requests"] == 1
 
 
-def test_purge_deletes_what_is_older_than_the_limit_only(seeded: Database) -> None:
-    old = utcnow() - timedelta(days=400)
-    with seeded.session_scope() as session:
+def make_old(database: Database, who: str, days: int = 400) -> None:
+    """The patient's conversation and requests as if they were `days` old."""
+    old = utcnow() - timedelta(days=days)
+    with database.session_scope() as session:
         session.execute(sa.text("UPDATE events SET timestamp = :t WHERE sender_id = :w"),
-                        {"t": old.timestamp(), "w": A})
+                        {"t": old.timestamp(), "w": who})
         for table in ("booking_requests", "handoff_requests", "red_flag_alerts", "answer_feedback"):
             session.execute(sa.text(f"UPDATE {table} SET created_at = :t WHERE conversation_id = :w"),
-                            {"t": old if seeded.engine.dialect.name != "sqlite" else old.replace(tzinfo=None),
-                             "w": A})
+                            {"t": old if database.engine.dialect.name != "sqlite" else old.replace(tzinfo=None),
+                             "w": who})
+
+
+def test_purge_deletes_what_is_older_than_the_limit_only(seeded: Database) -> None:
+    make_old(seeded, A)
     before_b = rows_of(seeded, B, PHONE_B)
 
     report = purge(365, database=seeded, now=datetime.now(UTC))
@@ -176,6 +189,51 @@ def test_command_prints_the_report(
     assert "forget: 1 conversation(s)" in out and "  booking_requests: 1" in out
     assert main(["purge", "--days", "30"]) == 0
     assert "purge: 0 conversation(s)" in capsys.readouterr().out
+
+
+def wait_until_forgotten(database: Database, who: str, phone: str, process: subprocess.Popen[str]) -> None:
+    """Wait (up to a minute) for the running service to delete everything of this patient."""
+    deadline = time.monotonic() + 60
+    while not nothing(rows_of(database, who, phone)):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, rows_of(database, who, phone)
+        time.sleep(0.2)
+
+
+def test_the_retention_service_purges_again_at_each_interval(seeded: Database) -> None:
+    """`purge --every` (compose, systemd, make run) deletes what grows old while it runs."""
+    env = dict(os.environ, DATABASE_URL=store_url(seeded))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.storage.retention", "purge", "--days", "365", "--every", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        make_old(seeded, A)
+        wait_until_forgotten(seeded, A, PHONE_A, process)
+        assert rows_of(seeded, B, PHONE_B)["booking_requests"] == 1  # B is recent: kept
+        make_old(seeded, B)  # B grows old later: the next run deletes B too
+        wait_until_forgotten(seeded, B, PHONE_B, process)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "purge: 1 conversation(s)" in output
+
+
+def test_the_retention_service_keeps_running_while_the_database_is_away() -> None:
+    """A failed run is reported and tried again at the next interval; the service does not exit."""
+    env = dict(os.environ, DATABASE_URL=f"postgresql://nobody@127.0.0.1:{free_port()}/clinic")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.storage.retention", "purge", "--every", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True).start()
+    try:
+        first, second = lines.get(timeout=60), lines.get(timeout=60)  # the second: the next interval
+        for line in (first, second):
+            assert line.startswith("retention: purge failed (DatabaseUnavailable"), line
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 SHARED_REDIS = "redis://127.0.0.1:6379/14"
