@@ -9,6 +9,8 @@
   one short question with Yes / No / Not sure.
 * `action_safety_screen_answer`: a worrying answer (or "not sure", or anything unclear) gives
   the alert; a reassuring one answers the patient's original message as if asked again.
+* `action_emergency_reminder`: "what should I do?" (or "should I go to hospital?", "can I
+  book?") right after an alert: the alert's advice again, no new alert.
 * `action_warning_signs`: "when should I worry?": the list of warning signs, no alert.
 All wording comes from `bot.safety.reply` (data/safety/flags.yml and the practice profile).
 """
@@ -35,6 +37,7 @@ from bot.safety.reply import (
     categories,
     compose,
     highest_tier,
+    reminder,
     said_from_screen,
     screen_answer,
     screen_is_worrying,
@@ -151,6 +154,27 @@ class ActionWarningSigns(Action):
             buttons=[BOOK_BUTTON],
         )
         return [SlotSet("offer", "booking")]
+
+
+class ActionEmergencyReminder(Action):
+    """The alert's advice again, for "what should I do?" right after it (no new alert)."""
+
+    def name(self) -> str:
+        """Action name forced by SafetyPolicy."""
+        return "action_emergency_reminder"
+
+    async def run(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: Dict[str, Any],
+    ) -> List[EventType]:
+        """Say again what the patient described and what to do now."""
+        reply = reminder(tracker.get_slot("red_flags_detected") or [], get_profile())
+        if not reply.texts:
+            return await ActionWarningSigns().run(dispatcher, tracker, domain)
+        _send(dispatcher, reply)
+        return []
 
 
 class ActionSafetyScreen(Action):

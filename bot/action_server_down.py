@@ -4,7 +4,7 @@ Rasa 3.6 logs "Encountered an exception while running action ..." and sends noth
 night a patient would be left with silence. Rasa offers no hook for this, so `install()`
 wraps `RemoteAction.run` (the one place every custom action call goes through), and a
 failed call is answered here, in the Rasa server:
-* the safety actions (alert, crisis response, screening question and answer) run locally
+* the safety actions (alert, crisis response, screening question and answer, reminder) run locally
   from the same reviewed data and wording (`bot.safety.reply`); the alert is stored, or
   spooled, by this process;
 * a form whose validation cannot run is paused and says so, instead of keeping the
@@ -30,6 +30,10 @@ from rasa.shared.exceptions import RasaException
 logger = logging.getLogger(__name__)
 _INSTALLED = "_clinic_apology_installed"
 DOWN = {"action_server_down": True}
+SAFETY_ACTIONS = (
+    "action_red_flag", "action_safety_screen", "action_safety_screen_answer", "action_emergency_reminder",
+)
+"""Answered by the Rasa server itself when the action server can't be reached."""
 
 
 def apology() -> str:
@@ -87,15 +91,18 @@ async def _alert(tracker: DialogueStateTracker, said: List[Any], text: str) -> L
 
 async def _safety_locally(name: str, tracker: DialogueStateTracker) -> List[Event]:
     """The safety actions, answered by the Rasa server itself."""
+    from bot.profile import get_profile
     from bot.safety import RED_FLAG_ENTITY, SUSPECT_ENTITY, get_detector, safety_text
     from bot.safety.data import get_safety_data
     from bot.safety.reply import (
         SCREEN_BUTTONS,
         Said,
+        reminder,
         said_from_screen,
         screen_answer,
         screen_is_worrying,
         screening_question,
+        widget_marker,
     )
 
     message = tracker.latest_message
@@ -111,6 +118,11 @@ async def _safety_locally(name: str, tracker: DialogueStateTracker) -> List[Even
         if flag not in get_safety_data().flags:
             return [_bot(apology())]
         return [_bot(screening_question(flag), SCREEN_BUTTONS), SlotSet("safety_screen", flag)]
+    if name == "action_emergency_reminder":
+        reply = reminder(tracker.get_slot("red_flags_detected") or [], get_profile())
+        marker = widget_marker(reply, get_profile())
+        return [_bot(t, reply.buttons if i == len(reply.texts) - 1 else None, marker)
+                for i, t in enumerate(reply.texts)] or [_bot(apology())]
     flag = str(tracker.get_slot("safety_screen") or "")
     intent = (message.intent or {}).get("name") if message else None
     if flag in get_safety_data().flags and screen_is_worrying(flag, screen_answer(intent, text)):
@@ -161,7 +173,7 @@ def install() -> None:
         except RasaException as exc:
             name = self.name()
             logger.error("action server call %s failed (%s): answering locally", name, exc)
-            if name in ("action_red_flag", "action_safety_screen", "action_safety_screen_answer"):
+            if name in SAFETY_ACTIONS:
                 return await _safety_locally(name, tracker)
             if name == ACTION_SESSION_START_NAME:  # Rasa's own session start keeps the dialogue sound
                 return await ActionSessionStart().run(output_channel, nlg, tracker, domain)

@@ -5,7 +5,10 @@ RulePolicy would otherwise keep the form going: its loop predictions beat normal
 this policy marks its own as loop-grade and carries the highest priority). After a message
 with `red_flag` entities it runs `action_red_flag`; after one the detector only suspects
 (`safety_suspect`), `action_safety_screen` asks one screening question, and the patient's
-answer goes to `action_safety_screen_answer` whatever else is going on.
+answer goes to `action_safety_screen_answer` whatever else is going on. Right after an
+alert, "what should I do?", "should I go to hospital?" (and, after an emergency or crisis,
+"can I book?") get the alert's advice again (`action_emergency_reminder`), not the menu,
+the warning-signs list or a booking form; asked once more, they get their usual answer.
 
 `HumanTakeoverPolicy`: while a staff member has taken a conversation over (slot
 `human_takeover`), the bot stays silent, except for safety, which still comes first. The
@@ -29,6 +32,7 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, IS_EXTERNAL
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -42,7 +46,15 @@ install_action_result_check()
 RED_FLAG_ACTION = "action_red_flag"
 SCREEN_ACTION = "action_safety_screen"
 SCREEN_ANSWER_ACTION = "action_safety_screen_answer"
+REMINDER_ACTION = "action_emergency_reminder"
 SCREEN_SLOT = "safety_screen"
+ALERT_KINDS = ("crisis", "emergency", "urgent")  # the widget markers of an alert, gravest first
+REMINDED = {
+    "ask_capabilities": set(ALERT_KINDS),  # "what should I do?", "what now?", "help"
+    "ask_warning_signs": set(ALERT_KINDS),  # "should I go to hospital?", "is it serious?"
+    "book_appointment": {"crisis", "emergency"},  # "do I need to see a doctor?", "can I book?"
+}
+"""Intent -> the alerts right after which it gets the alert's advice again."""
 TAKEOVER_SLOT = "human_takeover"
 STAFF_ACTIONS = {
     "staff_take": "action_staff_joined",
@@ -83,6 +95,33 @@ def has_red_flag(tracker: DialogueStateTracker) -> bool:
     return _has_entity(tracker, RED_FLAG_ENTITY)
 
 
+def alert_just_given(tracker: DialogueStateTracker) -> Optional[str]:
+    """The gravest alert kind in the bot's reply to the previous message; None if none.
+
+    Alerts are told apart by the widget marker their messages carry (`clinic.kind`), on the
+    action server and in the Rasa server's own fallback alike. A reminder turn doesn't count,
+    so a second "can I book?" goes on to the booking.
+    """
+    kinds = set()
+    users = 0
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            users += 1
+            if users == 2:
+                break
+        elif users == 1 and isinstance(event, ActionExecuted) and event.action_name == REMINDER_ACTION:
+            return None
+        elif users == 1 and isinstance(event, BotUttered):
+            kinds.add(((event.metadata or {}).get("clinic") or {}).get("kind"))
+    return next((kind for kind in ALERT_KINDS if kind in kinds), None)
+
+
+def needs_reminder(tracker: DialogueStateTracker) -> bool:
+    """Whether the latest message asks what to do right after an alert (see `REMINDED`)."""
+    intent = str(((tracker.latest_message and tracker.latest_message.intent) or {}).get("name"))
+    return intent in REMINDED and alert_just_given(tracker) in REMINDED[intent]
+
+
 def safety_action(tracker: DialogueStateTracker) -> Optional[str]:
     """The safety action the latest user message calls for, if any."""
     if not user_just_spoke(tracker) or staff_action(tracker):
@@ -93,6 +132,8 @@ def safety_action(tracker: DialogueStateTracker) -> Optional[str]:
         return SCREEN_ANSWER_ACTION
     if _has_entity(tracker, SUSPECT_ENTITY):
         return SCREEN_ACTION
+    if needs_reminder(tracker):
+        return REMINDER_ACTION
     return None
 
 
@@ -140,7 +181,7 @@ class _OverridePolicy(Policy):
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
 class SafetyPolicy(_OverridePolicy):
-    """Alert, screening question or screening answer first; then listen (see module docstring)."""
+    """Alert, screening question, screening answer or reminder first; then listen (module docstring)."""
 
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
@@ -155,7 +196,7 @@ class SafetyPolicy(_OverridePolicy):
         **kwargs: Any,
     ) -> PolicyPrediction:
         """Force the safety action a message calls for; listen after it spoke."""
-        if tracker.latest_action_name in (RED_FLAG_ACTION, SCREEN_ACTION, SCREEN_ANSWER_ACTION):
+        if tracker.latest_action_name in (RED_FLAG_ACTION, SCREEN_ACTION, SCREEN_ANSWER_ACTION, REMINDER_ACTION):
             return self._force(ACTION_LISTEN_NAME, domain)
         action = safety_action(tracker)
         if action:

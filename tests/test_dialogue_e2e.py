@@ -173,3 +173,14 @@ def test_what_can_i_do_about_it_after_a_complaint_gets_the_treatments_for_that_a
     said = texts(rasa_server.say(who, "what can i do about it?"))
     assert "For the knee, the article describes physiotherapy" in said
     assert "I can tell you what our clinic's article says" not in said  # not the menu
+
+
+def test_any_advice_after_a_complaint_gets_the_treatments_not_did_you_mean(rasa_server: RasaStack) -> None:
+    """A bare request for advice names no topic; after a complaint it means "for this"."""
+    who = sender()
+    rasa_server.say(who, "my back hurts")
+    said = texts(rasa_server.say(who, "any advice?"))
+    assert "For the lower back, the article describes physiotherapy" in said
+    assert "not sure I understood" not in said
+    menu = texts(rasa_server.say(sender(), "what should i do?"))  # no complaint before: the menu
+    assert "I can tell you what our clinic's article says" in menu

@@ -7,7 +7,13 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import yaml
 
-from actions.safety import ActionRedFlag, ActionSafetyScreen, ActionSafetyScreenAnswer, ActionWarningSigns
+from actions.safety import (
+    ActionEmergencyReminder,
+    ActionRedFlag,
+    ActionSafetyScreen,
+    ActionSafetyScreenAnswer,
+    ActionWarningSigns,
+)
 from bot.profile import PROFILE_PATH, parse_profile
 from bot.safety.reply import dialable
 from bot.storage.migrate import upgrade
@@ -186,3 +192,39 @@ def test_the_numbers_in_tel_links_keep_only_digits_and_a_leading_plus() -> None:
     assert dialable("995") == "995"
     assert dialable("+65 6000 0000") == "+6560000000"
     assert dialable("Samaritans") is None
+
+
+def reminded(flags: List[str], repo: Repository) -> List[Dict[str, Any]]:
+    """What "what should I do?" right after the alert for `flags` gets; no new alert is stored."""
+    before = len(repo.unacknowledged_red_flags())
+    state = tracker("what should i do", "ask_capabilities", slots={"red_flag": True, "red_flags_detected": flags})
+    messages, events = run(ActionEmergencyReminder(), state)
+    assert events == [] and len(repo.unacknowledged_red_flags()) == before
+    return messages
+
+
+def test_what_should_i_do_after_an_emergency_repeats_what_to_do_now_and_offers_no_booking(
+    repo: Repository,
+) -> None:
+    messages = reminded(["chest_pain"], repo)
+    text = texts(messages)
+    assert text.startswith("⚠️ This could be an emergency.")
+    assert "go to the nearest A&E now" in text and "Don't wait for an appointment" in text
+    assert not any(m.get("buttons") for m in messages)
+    assert all(m["clinic"]["kind"] == "emergency" for m in messages)  # the widget's alert style
+
+
+def test_what_should_i_do_after_an_urgent_flag_repeats_see_a_doctor_today_and_offers_a_booking(
+    repo: Repository,
+) -> None:
+    messages = reminded(["cancer_history"], repo)
+    text = texts(messages)
+    assert "see a doctor today" in text and "A&E now" not in text
+    assert [b["payload"] for b in messages[-1]["buttons"]] == ["/request_human", "/book_appointment"]
+
+
+def test_what_should_i_do_after_the_crisis_response_repeats_where_to_reach_out(repo: Repository) -> None:
+    messages = reminded(["suicidal_thoughts"], repo)
+    assert texts(messages).startswith("Please reach out now:")
+    assert [b["payload"] for b in messages[-1]["buttons"]] == ["/request_human"]
+    assert all(m["clinic"]["kind"] == "crisis" for m in messages)

@@ -72,6 +72,28 @@ def test_a_general_emergency_gets_emergency_help_first(rasa_server: RasaStack) -
     assert "I can only help with lower back and knee pain" not in text
 
 
+def test_what_should_i_do_right_after_an_emergency_gets_the_emergency_advice_again(
+    rasa_server: RasaStack,
+) -> None:
+    who = sender()
+    rasa_server.say(who, "i have crushing chest pain")
+    again = texts(rasa_server.say(who, "what should i do?"))
+    assert "This could be an emergency." in again and "A&E now" in again
+    assert "I can tell you what our clinic's article says" not in again  # not the menu
+    assert count(rasa_server.database_url, "red_flag_alerts", "WHERE conversation_id = :c", c=who) == 1
+
+
+def test_asking_to_see_a_doctor_right_after_an_emergency_is_told_not_to_wait_then_may_book(
+    rasa_server: RasaStack,
+) -> None:
+    who = sender()
+    rasa_server.say(who, "my dad is clutching his chest, crushing pain going down his arm")
+    first = texts(rasa_server.say(who, "do i need to see a doctor"))
+    assert "Don't wait for an appointment" in first and "Is that OK?" not in first
+    second = texts(rasa_server.say(who, "i still want to book an appointment"))
+    assert "I'll ask for your name and mobile number" in second  # asked again: the booking starts
+
+
 def test_an_emergency_asked_with_a_privacy_question_gets_the_emergency_help(rasa_server: RasaStack) -> None:
     text = texts(rasa_server.say(sender(), "is this chat private? i have crushing chest pain going down my arm"))
     assert text.index("This could be an emergency.") < len(text) // 2
@@ -121,6 +143,9 @@ def test_with_the_action_server_down_an_emergency_still_gets_the_alert_and_is_st
     last_user = max(i for i, e in enumerate(events) if e.get("event") == "user")
     alert = [e for e in events[last_user:] if e.get("event") == "bot"]
     assert alert and all(e["metadata"]["clinic"]["kind"] == "emergency" for e in alert)  # widget style
+    again = texts(stack.say(who, "what should i do"))
+    assert "This could be an emergency." in again and "A&E now" in again
+    assert "technical problem" not in again
     crisis = stack.say(sender(), "i want to kill myself")
     assert "You don't have to face it alone" in texts(crisis)
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from bot.knowledge_base import BOOK_BUTTON
 from bot.profile import PracticeProfile
 from bot.safety.data import SafetyData, get_safety_data
 
@@ -81,11 +82,7 @@ def compose(
     known = [s for s in said if s.flag in data.flags]
     crisis = [s for s in known if data.flags[s.flag].is_crisis]
     medical = [s for s in known if not data.flags[s.flag].is_crisis]
-    fill = {
-        "emergency": profile.emergency_text(),
-        "crisis_line": profile.crisis_text(),
-        "phone": profile.phone_text(),
-    }
+    fill = _fill(profile)
     reply = Reply(tier=highest_tier([s.flag for s in known], data), crisis=bool(crisis))
     extra = [resume_button] if resume_button else []
     if crisis:
@@ -104,6 +101,40 @@ def compose(
     )
     reply.buttons = extra
     return reply
+
+
+def reminder(flags: Sequence[str], profile: PracticeProfile, data: Optional[SafetyData] = None) -> Reply:
+    """The alert's advice again, for "what should I do?" or "should I go to hospital?" right after it.
+
+    The tier's headline and what to do now (or the crisis help); what the patient described
+    was said back in the alert itself. No new alert is stored. After an urgent alert (see a doctor today) the
+    buttons lead on to a person or a booking; after an emergency, nothing competes with
+    "don't wait for an appointment".
+    """
+    data = data or get_safety_data()
+    known = [f for f in dict.fromkeys(flags) if f in data.flags]
+    crisis = [f for f in known if data.flags[f].is_crisis]
+    medical = [f for f in known if not data.flags[f].is_crisis]
+    fill = _fill(profile)
+    reply = Reply(tier=highest_tier(known, data), crisis=bool(crisis))
+    if crisis:
+        reply.texts.append(data.crisis["help"].format(**fill))
+        reply.buttons = [HUMAN_BUTTON]
+    if medical:
+        tier = highest_tier(medical, data) or "urgent"
+        reply.texts.append(f"⚠️ {data.tiers[tier].headline} {data.tiers[tier].action.format(**fill)}")
+        if tier == "urgent" and not crisis:
+            reply.buttons = [HUMAN_BUTTON, BOOK_BUTTON]
+    return reply
+
+
+def _fill(profile: PracticeProfile) -> Dict[str, str]:
+    """The profile's numbers, as the reviewed wording's placeholders want them."""
+    return {
+        "emergency": profile.emergency_text(),
+        "crisis_line": profile.crisis_text(),
+        "phone": profile.phone_text(),
+    }
 
 
 def dialable(number: str) -> Optional[str]:
