@@ -17,6 +17,8 @@ from actions.common import BOOK_BUTTON, URGENT_BUTTON
 from bot.knowledge_base import get_knowledge_base
 
 DEFAULT_TOPICS = ["causes", "treatment_options"]
+SURE = 0.8
+"""Below this, `ask_capabilities` after a complaint is a guess, not "what can I do about it?"."""
 
 
 class ActionDescribeSymptoms(Action):
@@ -67,6 +69,13 @@ class ActionSuggestTreatments(Action):
         tracker: Tracker,
         domain: Dict[str, Any],
     ) -> List[EventType]:
-        """Say where the options come from, then the options for the area named (or both)."""
+        """Say where the options come from, then the options for the area named (or both).
+
+        A message the model only guessed was "what can you do?" ("how do I get to you", 0.53)
+        is not a request for advice: it gets the menu, as it would anywhere else.
+        """
+        if float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0) < SURE:
+            dispatcher.utter_message(response="utter_capabilities")
+            return []
         dispatcher.utter_message(text="Here is what our clinic's article says about treating it.")
         return send_answer(dispatcher, "treatment_options", named_body_part(tracker))

@@ -117,8 +117,14 @@ def alert_just_given(tracker: DialogueStateTracker) -> Optional[str]:
 
 
 def needs_reminder(tracker: DialogueStateTracker) -> bool:
-    """Whether the latest message asks what to do right after an alert (see `REMINDED`)."""
-    intent = str(((tracker.latest_message and tracker.latest_message.intent) or {}).get("name"))
+    """Whether the latest message asks what to do right after an alert (see `REMINDED`).
+
+    Only a typed message: a button the alert offered ("Continue my booking") does what it says.
+    """
+    message = tracker.latest_message
+    if message is None or not message.text or message.text.startswith("/"):
+        return False
+    intent = str((message.intent or {}).get("name"))
     return intent in REMINDED and alert_just_given(tracker) in REMINDED[intent]
 
 

@@ -55,6 +55,17 @@ EMAIL = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 SKIP_WORDS = {"skip", "no", "none", "no email", "nope", "n/a", "na", "-", "don't have one", "dont have"}
+NOT_IN_A_NAME = frozenset(
+    """i i'm i've i'd me my mine myself you you're your yours u ur we our us it it's its this that these those
+    what what's whats why where which should would could shall must does did don't dont doesn't
+    doesnt isn't isnt can't cant cannot won't wont am are is was were have has had need want know hurt hurts
+    hurting pain painful ache aching knee knees hello hi hey thanks thank please pls okay yes nope not sorry
+    help book booking appointment""".split()
+)
+"""Words no one's name has: "what should i do", "my knee hurts" or "hello" typed at the name
+prompt is not taken as a name. Words that are also names ("May", "Will", "How", "Who", "Do",
+"Can", "No") are not in it."""
+
 NAME_PREFIX = re.compile(
     r"^(?:(?:actually|sorry|oh)[, ]+)?"
     r"(?:my name is|my name's|name is|name's|i am|i'm|im|it's|it is|this is|call me)\s+",
@@ -118,6 +129,11 @@ def clean_name(text: object) -> str:
         )
     if sum(c.isalpha() for c in value) < 2:
         raise Invalid("That seems too short for a full name. What is your full name?")
+    if any(word in NOT_IN_A_NAME for word in re.split(r"[\s.]+", value.lower().replace("’", "'"))):
+        raise Invalid(
+            "I need your full name here, so the clinic knows who to contact, for example: "
+            'Tan Wei Ming. To stop, type "cancel".'
+        )
     return re.sub(r"\s+", " ", value)
 
 

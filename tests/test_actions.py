@@ -11,7 +11,7 @@ from actions.answers import ActionAnswerFollowUp, ActionAnswerTopic
 from actions.clarify import ActionClarify
 from actions.conversation import ActionHandleYesNo
 from actions.session import ActionSessionStart
-from actions.symptoms import ActionDescribeSymptoms
+from actions.symptoms import ActionDescribeSymptoms, ActionSuggestTreatments
 from bot.knowledge_base import get_knowledge_base
 from bot.storage.migrate import upgrade
 from bot.storage.repository import Repository
@@ -166,6 +166,18 @@ def test_describe_symptoms_never_diagnoses_and_points_to_sciatica() -> None:
     assert not re.search(r"you (have|probably have) sciatica", text, re.I)
     assert "/book_appointment" in [b["payload"] for m in messages for b in m.get("buttons", [])]
     assert slot_events(events)["offer"] == "booking"
+
+
+def test_after_a_complaint_a_request_for_advice_gets_the_treatments_but_a_guess_gets_the_menu() -> None:
+    asked = tracker("what can i do about it?", "ask_capabilities", slots={"body_part": "knee"})
+    asked.latest_message["intent"]["confidence"] = 1.0  # bot.nlu.advice_classifier's reading
+    messages, _ = run(ActionSuggestTreatments(), asked)
+    assert "For the knee, the article describes physiotherapy" in texts(messages)
+    guessed = tracker("how do i get to you", "ask_capabilities", slots={"body_part": "knee"})
+    guessed.latest_message["intent"]["confidence"] = 0.53  # the model's guess at "what can you do?"
+    messages, _ = run(ActionSuggestTreatments(), guessed)
+    assert messages == [dict(messages[0], response="utter_capabilities")]
+    assert "physiotherapy" not in texts(messages)
 
 
 def test_clarification_offers_the_two_likeliest_topics_then_hands_over(repo: Repository) -> None:

@@ -42,6 +42,26 @@ def test_names(text: str, expected: str) -> None:
     assert clean_name(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["May Tan", "Will Ong", "How Wei Ling", "Do Van Minh", "Can Yilmaz", "No Ji-hoon", "Muhammad bin Abdullah",
+     "Siti binti Ahmad", "Mary-Ann O'Neil", "Anna de la Cruz", "I'm Lee Ah Kow", "Who Kah Hoe"],
+)
+def test_names_that_share_a_word_with_english_are_still_names(text: str) -> None:
+    assert clean_name(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["what should i do", "why do you need my name", "my knee hurts", "hello", "i don't know",
+     "not telling you", "thanks", "Is that OK", "can you call me instead", "I want to book"],
+)
+def test_a_sentence_typed_at_the_name_prompt_is_not_taken_as_a_name(text: str) -> None:
+    with pytest.raises(Invalid) as exc:
+        clean_name(text)
+    assert "I need your full name here" in str(exc.value)
+
+
 @pytest.mark.parametrize("text", [*HOSTILE, "x", "91234567", ""])
 def test_hostile_or_wrong_names_are_re_asked(text: str) -> None:
     with pytest.raises(Invalid) as exc:

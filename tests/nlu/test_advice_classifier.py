@@ -19,7 +19,8 @@ BARE = [
     "is there anything i can do at home", "anything i can do about it?", "Is there something I can try myself",
     "what can i do to make it better", "what can be done about it", "what do you recommend",
     "what would you suggest i do", "what are my options", "ok what now",
-    "what can i do for the pain in the meantime", "hmm what should i do then", "\u2018What should I do?\u2019", "What do you suggest I do\u2026",
+    "what can i do for the pain in the meantime", "hmm what should i do then",
+    "\u2018What should I do?\u2019", "What do you suggest I do\u2026",
 ]
 NAMES_A_TOPIC = [
     "how do i treat it", "what can i take for it", "should i rest or keep moving",
