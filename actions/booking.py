@@ -96,14 +96,25 @@ def _parse(
     try:
         return parse(value)
     except Invalid as exc:
-        # not a value for this field: a question gets its answer (the form then asks
-        # again); only a real attempt at the field is told what was wrong with it
-        if not answer_question_in_form(dispatcher, tracker):
+        # not a value for this field: "no thanks" is offered the way out, a question gets
+        # its answer (the form then asks again); only a real attempt at the field is told
+        # what was wrong with it
+        if slot in DECLINED and latest_intent(tracker) == "deny":
+            dispatcher.utter_message(text=DECLINED[slot], buttons=[STOP_BUTTON])
+        elif not answer_question_in_form(dispatcher, tracker):
             way_out = WAY_OUT if _answers_at_prompt(tracker, slot) >= WAY_OUT_AFTER else ""
             dispatcher.utter_message(text=f"{exc}{way_out}")
         return REJECTED
 
 
+DECLINED = {
+    "full_name": "No problem if you'd rather not. Without your name the clinic can't arrange this "
+    "for you. Type it to go on, or stop here.",
+    "phone": "No problem if you'd rather not. Without a mobile number the clinic can't contact you "
+    "about this request. Type it to go on, or stop here.",
+}
+"""What "no" / "no thanks" at the name or number prompt gets: the choice, with a way to stop."""
+STOP_BUTTON = {"title": "Stop my request", "payload": "/cancel"}
 WAY_OUT_AFTER = 3  # answers at one prompt, none accepted, before the way out is offered
 WAY_OUT = ' If it\'s easier, type "talk to a person" for a member of our staff, or "cancel" to stop.'
 

@@ -129,7 +129,8 @@ def clean_name(text: object) -> str:
         )
     if sum(c.isalpha() for c in value) < 2:
         raise Invalid("That seems too short for a full name. What is your full name?")
-    if any(word in NOT_IN_A_NAME for word in re.split(r"[\s.]+", value.lower().replace("’", "'"))):
+    words = re.split(r"[\s.]+", value.lower().replace("’", "'"))
+    if any(word in NOT_IN_A_NAME for word in words) or words in (["no"], ["nah"], ["ya"], ["yeah"], ["sure"]):
         raise Invalid(
             "I need your full name here, so the clinic knows who to contact, for example: "
             'Tan Wei Ming. To stop, type "cancel".'

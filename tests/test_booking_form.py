@@ -363,3 +363,20 @@ def test_a_patient_asking_why_their_details_are_needed_is_told_then_asked_again(
     assert "Only clinic staff can see them" in said and "just say no" in said
     assert "side effects" not in said.lower() and "yes or no" not in said
     assert said.endswith("Now, back to your request:")
+
+
+def test_no_thanks_at_the_number_prompt_is_offered_a_way_to_stop_not_told_it_is_a_bad_number() -> None:
+    form, dispatcher = ValidateBookingForm(), CollectingDispatcher()
+    state = tracker("no thanks", "deny", slots={"requested_slot": "phone"}, active_loop="booking_form")
+    result = form.validate_phone("no thanks", dispatcher, state, DOMAIN)
+    assert result == {"phone": None}  # asked again, nothing kept
+    said = texts(dispatcher.messages)
+    assert "Without a mobile number the clinic can't contact you" in said
+    assert "doesn't look like a phone number" not in said
+    assert dispatcher.messages[-1]["buttons"] == [{"title": "Stop my request", "payload": "/cancel"}]
+
+
+def test_a_sentence_at_the_name_prompt_is_asked_again_not_kept_as_the_name() -> None:
+    result, said = validate("full_name", "what should i do", intent="ask_capabilities")
+    assert result == {"full_name": None}
+    assert "I need your full name here" in said

@@ -54,7 +54,7 @@ def test_names_that_share_a_word_with_english_are_still_names(text: str) -> None
 @pytest.mark.parametrize(
     "text",
     ["what should i do", "why do you need my name", "my knee hurts", "hello", "i don't know",
-     "not telling you", "thanks", "Is that OK", "can you call me instead", "I want to book"],
+     "not telling you", "thanks", "Is that OK", "can you call me instead", "I want to book", "no", "Nah"],
 )
 def test_a_sentence_typed_at_the_name_prompt_is_not_taken_as_a_name(text: str) -> None:
     with pytest.raises(Invalid) as exc:
