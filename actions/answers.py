@@ -19,7 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import BOOK_BUTTON, entity_values, latest_intent, send_bubbles
 from bot.clock import now
-from bot.knowledge_base import get_knowledge_base, topic_for_intent
+from bot.knowledge_base import get_knowledge_base, in_sentence, topic_for_intent
 from bot.practical import practical_answer
 from bot.privacy import asks_about_personal_data, privacy_answer
 from bot.profile import get_profile
@@ -61,6 +61,14 @@ def send_answer(
     return answer_events(topic)
 
 
+def send_recovery(dispatcher: CollectingDispatcher, topic: str) -> List[EventType]:
+    """Say the article doesn't cover recovery from this treatment; who can (a consultation)."""
+    kb = get_knowledge_base()
+    about = {"title": f"About {in_sentence(kb.topics[topic].title)}", "payload": f"/ask_{topic}"}
+    dispatcher.utter_message(text=kb.recovery(topic), buttons=[about, BOOK_BUTTON])
+    return [SlotSet("offer", None), SlotSet("last_topic", topic), SlotSet("clarify_attempts", 0.0)]
+
+
 def send_side_effects(dispatcher: CollectingDispatcher, topic: str) -> List[EventType]:
     """Send what the article says about a treatment's risks (or that it says nothing).
 
@@ -71,12 +79,6 @@ def send_side_effects(dispatcher: CollectingDispatcher, topic: str) -> List[Even
     about = {"title": f"About {in_sentence(kb.topics[topic].title)}", "payload": f"/ask_{topic}"}
     send_bubbles(dispatcher, kb.side_effects(topic), [about, BOOK_BUTTON])
     return [SlotSet("offer", None), SlotSet("last_topic", topic), SlotSet("clarify_attempts", 0.0)]
-
-
-def in_sentence(title: str) -> str:
-    """A topic title inside a sentence: "physiotherapy", but "PRP injections"."""
-    first = title.split()[0]
-    return title if first.isupper() else first.lower() + title[len(first):]
 
 
 def other_options_lead(tried: str) -> str:
@@ -131,6 +133,8 @@ def answer_question_in_form(dispatcher: CollectingDispatcher, tracker: Tracker) 
         dispatcher.utter_message(text=practical.text)
     elif topic in kb.topics and kb.asks_about_risks_of(topic, text):
         send_bubbles(dispatcher, kb.side_effects(topic))
+    elif topic in kb.topics and kb.asks_about_recovery_from(topic, text):
+        dispatcher.utter_message(text=kb.recovery(topic))
     elif topic in kb.topics and kb.says_did_not_help(topic, text):
         dispatcher.utter_message(text=other_options_lead(topic))
         send_bubbles(dispatcher, kb.answer("treatment_options", named_body_part(tracker)).bubbles)
@@ -170,6 +174,8 @@ class ActionAnswerTopic(Action):
         text = tracker.latest_message.get("text") or ""
         if kb.asks_about_risks_of(topic, text):
             return send_side_effects(dispatcher, topic)
+        if kb.asks_about_recovery_from(topic, text):
+            return send_recovery(dispatcher, topic)
         if kb.says_did_not_help(topic, text):
             return send_other_options(dispatcher, topic, named_body_part(tracker))
         return send_answer(dispatcher, topic, named_body_part(tracker))
@@ -201,6 +207,8 @@ class ActionAnswerFollowUp(Action):
             return send_answer(dispatcher, topic, named_body_part(tracker))
         if intent == "ask_side_effects":
             return send_side_effects(dispatcher, topic)
+        if kb.asks_about_recovery_from(topic, tracker.latest_message.get("text") or ""):
+            return send_recovery(dispatcher, topic)
         more = kb.more(topic)
         if more:
             send_bubbles(dispatcher, more, kb.buttons_for(kb.topics[topic]))

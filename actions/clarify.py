@@ -8,6 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.answers import send_recovery
 from actions.handoff import hand_over
 from bot.knowledge_base import get_knowledge_base, topic_for_intent
 
@@ -54,7 +55,16 @@ class ActionClarify(Action):
         tracker: Tracker,
         domain: Dict[str, Any],
     ) -> List[EventType]:
-        """Suggest, or after a second miss hand over to staff."""
+        """Suggest, or after a second miss hand over to staff.
+
+        A question about recovering from the treatment named, or the one just answered ("how
+        long is recovery?"), is not a miss: the article has nothing on it, and the patient is
+        told so (`send_recovery`).
+        """
+        text = tracker.latest_message.get("text") or ""
+        topic = get_knowledge_base().topic_named_in(text) or tracker.get_slot("last_topic")
+        if get_knowledge_base().asks_about_recovery_from(topic, text):
+            return send_recovery(dispatcher, str(topic))
         attempts = float(tracker.get_slot("clarify_attempts") or 0)
         if attempts >= 1:
             dispatcher.utter_message(

@@ -15,10 +15,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.answers import in_sentence
 from actions.common import latest_intent
 from bot.clock import now
-from bot.knowledge_base import get_knowledge_base
+from bot.knowledge_base import get_knowledge_base, in_sentence
 from bot.practical import practical_answer
 from bot.privacy import PRIVACY_INTENT
 from bot.profile import get_profile

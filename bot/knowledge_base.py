@@ -76,6 +76,12 @@ def _forms(text: str) -> Tuple[str, str]:
     return f" {words} ", " " + " ".join(lemmas(text)) + " "
 
 
+def in_sentence(title: str) -> str:
+    """A topic title inside a sentence: "physiotherapy", but "PRP injections"."""
+    first = title.split()[0]
+    return title if first.isupper() else first.lower() + title[len(first):]
+
+
 class KnowledgeBase:
     """Validated answer content with rendering helpers."""
 
@@ -110,6 +116,8 @@ class KnowledgeBase:
         self._risk_words = [_forms(str(word)) for word in data.get("risk_words") or []]
         self.tried_topics: List[str] = [str(key) for key in data.get("tried_topics") or []]
         self._not_helping = [_forms(str(word)) for word in data.get("not_helping_words") or []]
+        self.recovery_topics: List[str] = [str(key) for key in data.get("recovery_topics") or []]
+        self._recovery_words = [_forms(str(word)) for word in data.get("recovery_words") or []]
         self._validate()
 
     def _validate(self) -> None:
@@ -128,6 +136,9 @@ class KnowledgeBase:
         for key in self.risk_topics:
             if key not in self.topics:
                 problems.append(f"risk topic {key!r} does not exist")
+        for key in self.recovery_topics:
+            if key not in self.topics:
+                problems.append(f"recovery topic {key!r} does not exist")
         for key in self.tried_topics:
             if key not in self.topics:
                 problems.append(f"tried topic {key!r} does not exist")
@@ -211,6 +222,25 @@ class KnowledgeBase:
             return False
         raw, joined = _forms(text)
         return any(words in raw or lemma_words in joined for words, lemma_words in self._risk_words)
+
+    def asks_about_recovery_from(self, key: Optional[str], text: str) -> bool:
+        """Whether `text` asks about recovering from topic `key`, an operation or injection.
+
+        "how long is recovery?" after the knee replacement answer does; "how long does PRP
+        last?" and "will physio help me recover?" (physiotherapy is not a recovery topic) do not.
+        """
+        if key not in self.recovery_topics:
+            return False
+        raw, joined = _forms(text)
+        return any(words in raw or lemma_words in joined for words, lemma_words in self._recovery_words)
+
+    def recovery(self, key: str) -> str:
+        """That the article doesn't say how recovery from `key` goes, and who can."""
+        return (
+            f"The clinic's article doesn't say how long recovery from {in_sentence(self.topics[key].title)} "
+            f"takes or what it involves: that depends on you and on the procedure. {self.profile.doctor} "
+            "can tell you what to expect at a consultation."
+        )
 
     def says_did_not_help(self, key: str, text: str) -> bool:
         """Whether `text` says treatment `key` has not helped ("the physio isn't helping").

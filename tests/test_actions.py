@@ -180,6 +180,18 @@ def test_after_a_complaint_a_request_for_advice_gets_the_treatments_but_a_guess_
     assert "physiotherapy" not in texts(messages)
 
 
+def test_how_long_is_recovery_after_an_operation_is_told_the_article_has_nothing_not_did_you_mean() -> None:
+    state = tracker("how long is recovery", "nlu_fallback", slots={"last_topic": "knee_replacement"})
+    messages, events = run(ActionClarify(), state)
+    text = texts(messages)
+    assert "doesn't say how long recovery from knee replacement takes" in text
+    assert "Did you mean" not in text
+    assert slot_events(events)["clarify_attempts"] == 0.0  # not counted as a miss
+    named = tracker("whats the recovery time for a knee replacement", "ask_knee_replacement")
+    messages, _ = run(ActionAnswerTopic(), named)
+    assert "doesn't say how long recovery from knee replacement takes" in texts(messages)
+
+
 def test_clarification_offers_the_two_likeliest_topics_then_hands_over(repo: Repository) -> None:
     ranking = [
         {"name": "nlu_fallback", "confidence": 0.4},

@@ -202,6 +202,33 @@ def test_a_patient_saying_a_treatment_has_not_helped_is_recognised(  # type: ign
     assert kb.says_did_not_help(topic, text) is says
 
 
+@pytest.mark.parametrize(
+    "topic, text, asks",
+    [
+        ("knee_replacement", "how long is the recovery after knee replacement?", True),
+        ("knee_replacement", "how long is recovery", True),
+        ("spinal_fusion", "when can i go back to work after spinal fusion", True),
+        ("surgery", "how long will i be in hospital for", True),
+        ("prp", "is there any downtime after prp?", True),
+        ("knee_replacement", "will i walk again normally", True),
+        ("prp", "how long does prp last", False),
+        ("knee_replacement", "what is a knee replacement", False),
+        ("physiotherapy", "will physio help me recover", False),  # not an operation or injection
+        (None, "how long is recovery", False),  # no treatment named or answered before
+    ],
+)
+def test_recovery_questions_about_an_operation_or_injection_are_recognised(  # type: ignore[no-untyped-def]
+    kb, topic, text, asks
+) -> None:
+    assert kb.asks_about_recovery_from(topic, text) is asks
+
+
+def test_the_recovery_answer_says_the_article_has_none_and_gives_no_figure(kb) -> None:  # type: ignore[no-untyped-def]
+    said = kb.recovery("knee_replacement")
+    assert said.startswith("The clinic's article doesn't say how long recovery from knee replacement")
+    assert not any(ch.isdigit() for ch in said)
+
+
 def test_a_tried_topic_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     data = yaml.safe_load(KB_PATH.read_text(encoding="utf-8"))
     data["tried_topics"] = ["physiotherapy", "acupuncture"]
