@@ -205,10 +205,11 @@ class ActionAnswerFollowUp(Action):
         title = kb.topics[topic].title
         if intent == "inform_body_part":
             return send_answer(dispatcher, topic, named_body_part(tracker))
+        text = tracker.latest_message.get("text") or ""
+        if kb.asks_about_recovery_from(topic, text) and not kb.asks_about_risks_of(topic, text):
+            return send_recovery(dispatcher, topic)  # "any downtime?" reads as side effects
         if intent == "ask_side_effects":
             return send_side_effects(dispatcher, topic)
-        if kb.asks_about_recovery_from(topic, tracker.latest_message.get("text") or ""):
-            return send_recovery(dispatcher, topic)
         more = kb.more(topic)
         if more:
             send_bubbles(dispatcher, more, kb.buttons_for(kb.topics[topic]))

@@ -187,6 +187,11 @@ def test_how_long_is_recovery_after_an_operation_is_told_the_article_has_nothing
     assert "doesn't say how long recovery from knee replacement takes" in text
     assert "Did you mean" not in text
     assert slot_events(events)["clarify_attempts"] == 0.0  # not counted as a miss
+    downtime = tracker("is there any downtime", "ask_side_effects", slots={"last_topic": "prp"})
+    messages, _ = run(ActionAnswerFollowUp(), downtime)  # read as side effects: still recovery
+    assert "doesn't say how long recovery from PRP injections takes" in texts(messages)
+    risks = tracker("any risks?", "ask_side_effects", slots={"last_topic": "prp"})
+    assert "side effects" in texts(run(ActionAnswerFollowUp(), risks)[0])
     named = tracker("whats the recovery time for a knee replacement", "ask_knee_replacement")
     messages, _ = run(ActionAnswerTopic(), named)
     assert "doesn't say how long recovery from knee replacement takes" in texts(messages)
