@@ -56,7 +56,7 @@ EMAIL = re.compile(
 )
 SKIP_WORDS = {"skip", "no", "none", "no email", "nope", "n/a", "na", "-", "don't have one", "dont have"}
 NOT_IN_A_NAME = frozenset(
-    """i i'm i've i'd me my mine myself you you're your yours u ur we our us it it's its this that these those
+    """i i'm i've i'd me my mine myself you you're your yours ur we our us it it's its this that these those
     what what's whats why where which should would could shall must does did don't dont doesn't
     doesnt isn't isnt can't cant cannot won't wont am are is was were have has had need want know hurt hurts
     hurting pain painful ache aching knee knees hello hi hey thanks thank please pls okay yes nope not sorry
@@ -64,7 +64,7 @@ NOT_IN_A_NAME = frozenset(
 )
 """Words no one's name has: "what should i do", "my knee hurts" or "hello" typed at the name
 prompt is not taken as a name. Words that are also names ("May", "Will", "How", "Who", "Do",
-"Can", "No") are not in it."""
+"Can", "No", and "U" as in "U Aung Kyaw") are not in it."""
 
 NAME_PREFIX = re.compile(
     r"^(?:(?:actually|sorry|oh)[, ]+)?"

@@ -45,7 +45,7 @@ def test_names(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["May Tan", "Will Ong", "How Wei Ling", "Do Van Minh", "Can Yilmaz", "No Ji-hoon", "Muhammad bin Abdullah",
-     "Siti binti Ahmad", "Mary-Ann O'Neil", "Anna de la Cruz", "I'm Lee Ah Kow", "Who Kah Hoe"],
+     "Siti binti Ahmad", "Mary-Ann O'Neil", "Anna de la Cruz", "I'm Lee Ah Kow", "Who Kah Hoe", "U Aung Kyaw"],
 )
 def test_names_that_share_a_word_with_english_are_still_names(text: str) -> None:
     assert clean_name(text)
